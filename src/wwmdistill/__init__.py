@@ -1,0 +1,3 @@
+"""wwmdistill: distil Chinese whole-word-masking BERT teachers into small students."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""Arrow IPC artifacts: written atomically in zstd record batches, read back a batch at a time.
+
+Every artifact carries schema metadata (stage, format version, fingerprint of what produced it,
+plus stage-specific keys) so a reader can refuse a file from another stage, another format
+version or another producer, and a truncated or corrupted file is reported with its path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+FORMAT_VERSION = "1"
+_META_PREFIX = "wwmdistill."
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, truncated, corrupted or was produced by something else."""
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable digest of JSON-serialisable parts (dict keys sorted), for provenance checks."""
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
+
+    A killed job leaves at most a `.tmp-*` file behind, never a file that looks finished.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write JSON atomically (sorted keys, UTF-8, trailing newline)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(
+            json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+
+
+def _encode_meta(stage: str, fp: str, meta: Mapping[str, Any] | None) -> dict[bytes, bytes]:
+    out = {
+        f"{_META_PREFIX}stage": stage,
+        f"{_META_PREFIX}format_version": FORMAT_VERSION,
+        f"{_META_PREFIX}fingerprint": fp,
+    }
+    for key, value in (meta or {}).items():
+        out[f"{_META_PREFIX}{key}"] = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return {k.encode(): v.encode() for k, v in out.items()}
+
+
+class ArrowShardWriter:
+    """Write record batches into a temporary file; `close()` renames it into place."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        schema: pa.Schema,
+        *,
+        stage: str,
+        fingerprint: str,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.schema = schema.with_metadata(_encode_meta(stage, fingerprint, meta))
+        self.rows = 0
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._sink = pa.OSFile(str(self._tmp), "wb")
+        self._writer = ipc.new_file(
+            self._sink, self.schema, options=ipc.IpcWriteOptions(compression="zstd")
+        )
+
+    def write(self, batch: pa.RecordBatch | pa.Table | Mapping[str, Any]) -> None:
+        if isinstance(batch, Mapping):
+            batch = pa.RecordBatch.from_pydict(dict(batch), schema=self.schema)
+        if batch.num_rows == 0:
+            return
+        if isinstance(batch, pa.Table):
+            batch = batch.cast(self.schema)
+            self._writer.write_table(batch)
+        else:
+            self._writer.write_batch(batch.cast(self.schema))
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        self._sink.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._sink.close()
+        with contextlib.suppress(BaseException):
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self) -> ArrowShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.abort(exc)
+
+
+@dataclass
+class ArrowShard:
+    """An opened artifact: its metadata, row count and a batch iterator."""
+
+    path: Path
+    stage: str
+    fingerprint: str
+    meta: dict[str, Any]
+    schema: pa.Schema
+    num_rows: int
+    _reader: ipc.RecordBatchFileReader
+
+    def iter_batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        for i in range(self._reader.num_record_batches):
+            try:
+                batch = self._reader.get_batch(i)
+            except (pa.ArrowInvalid, OSError) as err:
+                raise ArtifactError(f"{self.path}: record batch {i} is corrupted ({err})") from err
+            yield batch.select(columns) if columns else batch
+
+    def read_all(self, columns: list[str] | None = None) -> pa.Table:
+        table = pa.Table.from_batches(list(self.iter_batches()), schema=self.schema)
+        return table.select(columns) if columns else table
+
+
+def open_shard(
+    path: str | os.PathLike[str],
+    *,
+    stage: str | None = None,
+    columns: tuple[str, ...] = (),
+) -> ArrowShard:
+    """Open an artifact and check it is complete, of the expected stage, version and columns."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: missing")
+    try:
+        reader = ipc.open_file(pa.memory_map(str(path), "r"))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ArtifactError(f"{path}: not a complete Arrow IPC file ({err})") from err
+    raw = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
+    got_stage = raw.get(f"{_META_PREFIX}stage")
+    version = raw.get(f"{_META_PREFIX}format_version")
+    if got_stage is None or version is None:
+        raise ArtifactError(f"{path}: no wwmdistill metadata; not written by this workflow")
+    if stage is not None and got_stage != stage:
+        raise ArtifactError(f"{path}: expected a {stage!r} artifact, found {got_stage!r}")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: format version {version}, this code reads {FORMAT_VERSION}; rerun its stage"
+        )
+    missing = [c for c in columns if c not in reader.schema.names]
+    if missing:
+        raise ArtifactError(f"{path}: missing column(s) {missing}")
+    meta = {
+        k[len(_META_PREFIX) :]: json.loads(v)
+        for k, v in raw.items()
+        if k.startswith(_META_PREFIX)
+        and k[len(_META_PREFIX) :] not in ("stage", "format_version", "fingerprint")
+    }
+    try:
+        num_rows = reader.count_rows()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ArtifactError(f"{path}: corrupted ({err})") from err
+    return ArrowShard(
+        path=path,
+        stage=got_stage,
+        fingerprint=raw[f"{_META_PREFIX}fingerprint"],
+        meta=meta,
+        schema=reader.schema,
+        num_rows=num_rows,
+        _reader=reader,
+    )
