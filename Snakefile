@@ -1,0 +1,30 @@
+# wwmdistill: distil a Chinese whole-word-masking BERT teacher into small students.
+# Thin on purpose: the stages live in rules/, the logic in src/wwmdistill/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    shard=r"\d{5}",
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/segment.smk"
+include: "rules/teacher.smk"
+include: "rules/mask.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        stats="results/corpus/stats.json",
+        masked=shard_paths("masked"),
+        segmenter_eval=segmenter_eval_targets(),

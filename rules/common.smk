@@ -1,0 +1,59 @@
+# Helpers for the stages: config blocks as params, shard lists, source inputs.
+import re
+from pathlib import Path
+
+from wwmdistill.download import source_inputs
+
+DOWNLOAD_DIR = Path("results/download")
+DATA_ROOT = Path(config["data_root"])
+SHARDS = [f"{i:05d}" for i in range(config["corpus"]["shards"])]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def canonical(value):
+    """Sorted keys all the way down, so reordering a config block never triggers a rerun."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def block(name):
+    return canonical(config[name])
+
+
+def shard_paths(stage):
+    return expand(f"results/{stage}/{{shard}}.arrow", shard=SHARDS)
+
+
+def downloaded_sources():
+    return [name for name, spec in config["sources"].items() if spec["type"] in ("url", "hf")]
+
+
+def corpus_inputs(wildcards):
+    paths = []
+    for name, spec in sorted(config["sources"].items()):
+        paths += source_inputs(name, spec, data_root=DATA_ROOT, download_dir=DOWNLOAD_DIR)
+    return paths
+
+
+def model_location(setting, stage_dir):
+    """Where a model named in the config lives: a stage output (train or hub id) or a local path."""
+    if setting == "train" or (HUB_ID.match(setting) and not Path(setting).exists()):
+        return stage_dir
+    if Path(setting).exists():
+        return setting
+    raise ValueError(f"config: {setting!r} is neither 'train', an existing path nor a hub id")
+
+
+def segmenter_model():
+    seg = config["segmentation"]
+    if seg["backend"] != "ltp":
+        return []
+    return [model_location(seg["ltp"]["model"], "results/segmenter/model")]
+
+
+def segmenter_eval_targets():
+    has_gold = any(spec["format"] == "pos_tagged" for spec in config["sources"].values())
+    return ["results/segmenter/eval.json"] if has_gold else []

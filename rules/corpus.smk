@@ -1,0 +1,45 @@
+# download -> corpus shards
+
+
+rule download:
+    output:
+        manifest="results/download/{source}/manifest.json",
+    params:
+        source=lambda wildcards: canonical(config["sources"][wildcards.source]),
+    log:
+        "results/logs/download/{source}.log",
+    wildcard_constraints:
+        source="|".join(downloaded_sources()) or "(?!)",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/download.py"
+
+
+rule corpus:
+    input:
+        corpus_inputs,
+    output:
+        shards=shard_paths("corpus"),
+        stats="results/corpus/stats.json",
+    params:
+        sources=block("sources"),
+        corpus=block("corpus"),
+        data_root=config["data_root"],
+        download_dir=str(DOWNLOAD_DIR),
+    log:
+        "results/logs/corpus.log",
+    benchmark:
+        "results/benchmarks/corpus.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=720,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/corpus.py"

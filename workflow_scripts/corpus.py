@@ -1,0 +1,31 @@
+"""Build corpus shards and stats.json from the configured sources."""
+
+from pathlib import Path
+
+from wwmdistill.arrow_io import fingerprint
+from wwmdistill.corpus import CorpusSettings, CorpusSource, build_corpus
+from wwmdistill.download import source_files
+from wwmdistill.logs import log_to
+
+with log_to(snakemake.log[0]):
+    params = snakemake.params
+    sources = [
+        CorpusSource(
+            name,
+            source_files(
+                name,
+                spec,
+                data_root=Path(params.data_root),
+                download_dir=Path(params.download_dir),
+            ),
+            spec["max_docs"],
+        )
+        for name, spec in sorted(params.sources.items())
+    ]
+    build_corpus(
+        sources,
+        [Path(path) for path in snakemake.output.shards],
+        Path(snakemake.output.stats),
+        CorpusSettings.from_config(params.corpus),
+        config_fingerprint=fingerprint(params.sources, params.corpus),
+    )
