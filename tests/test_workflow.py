@@ -14,6 +14,7 @@ from wwmdistill.arrow_io import open_shard
 from wwmdistill.download import resolve_package_file
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 pytestmark = pytest.mark.workflow
 
 
@@ -163,6 +164,7 @@ def test_presets_validate_and_dry_run(tmp_path: Path) -> None:
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_text('{"text": "占位"}\n', encoding="utf-8")
     for preset in sorted((REPO / "configs").glob("*.yaml")):
+        data_root = tmp_path / "data" if "roberta" in preset.name else SHARED_DATA
         result = snakemake(
             tmp_path,
             "--dry-run",
@@ -171,7 +173,7 @@ def test_presets_validate_and_dry_run(tmp_path: Path) -> None:
             "--configfile",
             str(preset),
             "--config",
-            f"data_root={tmp_path / 'data' if 'roberta' in preset.name else REPO.parent / 'shared' / 'data'}",
+            f"data_root={data_root}",
             check=False,
         )
         assert result.returncode == 0, f"{preset.name}:\n{result.stdout}\n{result.stderr}"
