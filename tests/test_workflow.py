@@ -178,3 +178,15 @@ def test_presets_validate_and_dry_run(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, f"{preset.name}:\n{result.stdout}\n{result.stderr}"
         assert "mask" in result.stdout
+
+
+def test_snakemake_lint_is_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr

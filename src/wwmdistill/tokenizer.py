@@ -1,0 +1,212 @@
+"""The tokenizer stage: a WordPiece vocab trained on the corpus, or a teacher's own tokenizer.
+
+Whatever the source, the result is a directory that `transformers.AutoTokenizer` loads as a fast
+tokenizer, because whole-word masking maps segmenter words onto tokens through its offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerBase
+
+from wwmdistill.arrow_io import open_shard
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Files a tokenizer directory may hold; config.json tells AutoTokenizer the model type when
+# tokenizer_config.json does not name a tokenizer class.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+    "config.json",
+)
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    source: str = "train"
+    revision: str | None = None
+    vocab_size: int = 21128
+    limit_alphabet: int = 30000
+    min_frequency: int = 2
+    lowercase: bool = True
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any]) -> TokenizerSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(block) - known)
+        if unknown:
+            raise ValueError(f"tokenizer: unknown key(s) {unknown}")
+        return cls(**block)
+
+
+def _corpus_texts(corpus_shards: list[Path]) -> Iterator[str]:
+    for path in tqdm(corpus_shards, desc="tokenizer corpus", unit="shard"):
+        shard = open_shard(path, stage="corpus", columns=("text",))
+        for batch in shard.iter_batches(["text"]):
+            yield from (t for t in batch.column(0).to_pylist() if t)
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move a finished temporary directory onto `out_dir` (replacing an old one)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+
+
+def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: TokenizerSettings) -> None:
+    """Train a BERT WordPiece vocab on corpus shards and save it as a fast BERT tokenizer dir.
+
+    Every CJK character is its own pre-token (BertNormalizer handle_chinese_chars) and, with a
+    large `limit_alphabet`, every character seen in the corpus stays in the vocab.
+    """
+    from tokenizers import BertWordPieceTokenizer
+
+    if not corpus_shards:
+        raise ValueError("tokenizer: source 'train' needs at least one corpus shard")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    trainer_tok = BertWordPieceTokenizer(
+        clean_text=True,
+        handle_chinese_chars=True,
+        strip_accents=None,
+        lowercase=settings.lowercase,
+    )
+    trainer_tok.train_from_iterator(
+        _corpus_texts([Path(p) for p in corpus_shards]),
+        vocab_size=settings.vocab_size,
+        min_frequency=settings.min_frequency,
+        limit_alphabet=settings.limit_alphabet,
+        special_tokens=list(SPECIAL_TOKENS),
+        wordpieces_prefix="##",
+        show_progress=False,
+    )
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-") as tmp:
+        tmp_dir = Path(tmp) / "tok"
+        tmp_dir.mkdir()
+        trainer_tok.save_model(str(tmp_dir))
+        # Built from vocab.txt (positional: `vocab_file=` is ignored in transformers 5) so the
+        # saved tokenizer.json carries BERT's normalizer, pre-tokenizer and [CLS]/[SEP] template.
+        hf_tok = BertTokenizer(str(tmp_dir / "vocab.txt"), do_lower_case=settings.lowercase)
+        if len(hf_tok) != trainer_tok.get_vocab_size():
+            raise RuntimeError(
+                f"tokenizer: vocab.txt reloaded with {len(hf_tok)} tokens, "
+                f"trained {trainer_tok.get_vocab_size()}"
+            )
+        hf_tok.save_pretrained(str(tmp_dir))
+        load_tokenizer(tmp_dir)
+        _replace_dir(tmp_dir, out_dir)
+    log.info("trained WordPiece vocab of %d tokens into %s", trainer_tok.get_vocab_size(), out_dir)
+
+
+def _looks_local(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or Path(source).exists()
+
+
+def fetch_tokenizer(source: str, revision: str | None, out_dir: Path) -> None:
+    """Copy a teacher's tokenizer files from a local model dir or the hub into `out_dir`.
+
+    Only tokenizer files (and config.json) are fetched, never weights. A source without a
+    tokenizer.json gets one written, so the masking stage always reads a fast tokenizer.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-") as tmp:
+        tmp_dir = Path(tmp) / "tok"
+        if _looks_local(source):
+            src = Path(source).expanduser()
+            if not src.is_dir():
+                raise FileNotFoundError(f"tokenizer.source: local path {src} is not a directory")
+            tmp_dir.mkdir()
+            for name in TOKENIZER_FILES:
+                if (src / name).is_file():
+                    shutil.copy2(src / name, tmp_dir / name)
+        else:
+            from huggingface_hub import snapshot_download
+
+            try:
+                snapshot_download(
+                    repo_id=source,
+                    revision=revision,
+                    allow_patterns=list(TOKENIZER_FILES),
+                    local_dir=str(tmp_dir),
+                )
+            except Exception as err:
+                raise RuntimeError(
+                    f"tokenizer.source: could not download {source!r} (revision {revision}) "
+                    f"from the Hugging Face hub: {err}"
+                ) from err
+            shutil.rmtree(tmp_dir / ".cache", ignore_errors=True)
+        if not any((tmp_dir / name).is_file() for name in TOKENIZER_FILES[:-1]):
+            raise FileNotFoundError(f"tokenizer.source: no tokenizer files in {source}")
+        tok = load_tokenizer(tmp_dir)
+        if not (tmp_dir / "tokenizer.json").is_file():
+            tok.save_pretrained(str(tmp_dir))
+        _replace_dir(tmp_dir, out_dir)
+    log.info("fetched tokenizer %s (revision %s) into %s", source, revision, out_dir)
+
+
+def build_tokenizer(corpus_shards: list[Path], out_dir: Path, settings: TokenizerSettings) -> None:
+    """The stage: train on the corpus when `source` is 'train', else fetch the named tokenizer."""
+    if settings.source == "train":
+        train_wordpiece(corpus_shards, out_dir, settings)
+    else:
+        fetch_tokenizer(settings.source, settings.revision, out_dir)
+
+
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """Load a tokenizer directory from disk only; refuse a slow tokenizer (it has no offsets)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer: {path} is not a directory")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"tokenizer: cannot load {path}: {err}") from err
+    if not tok.is_fast:
+        raise ValueError(f"tokenizer: {path} loads as a slow tokenizer; offsets need a fast one")
+    for role in ("cls_token_id", "sep_token_id", "mask_token_id"):
+        if getattr(tok, role) is None:
+            raise ValueError(f"tokenizer: {path} has no {role.removesuffix('_id')}")
+    return tok
+
+
+def tokenizer_fingerprint(path: Path) -> str:
+    """Digest of the tokenizer files' names and bytes: changes exactly when the tokenization can."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name in TOKENIZER_FILES)
+    if not files:
+        raise FileNotFoundError(f"tokenizer: no tokenizer files in {path}")
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()[:32]
+
+
+def random_replacement_ids(tok: PreTrainedTokenizerBase) -> list[int]:
+    """Ids a masked token may be replaced with: the vocab minus special and placeholder tokens."""
+    placeholder = re.compile(r"^(\[[^\]]+\]|<[^>]+>)$")
+    special = set(tok.all_special_ids)
+    vocab = tok.get_vocab()
+    return sorted(i for t, i in vocab.items() if i not in special and not placeholder.match(t))

@@ -1,0 +1,16 @@
+"""Snakemake adapter for rule mask: static whole-word masking of one segmented shard."""
+
+from pathlib import Path
+
+from wwmdistill.logs import log_to
+from wwmdistill.masking import MaskingSettings, mask_shard
+
+with log_to(snakemake.log[0]):
+    mask_shard(
+        Path(snakemake.input.shard),
+        Path(snakemake.input.tokenizer),
+        Path(snakemake.output.shard),
+        MaskingSettings.from_config(dict(snakemake.params.masking)),
+        seed=int(snakemake.params.seed),
+        shard_index=int(snakemake.wildcards.shard),
+    )
