@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,44 +96,42 @@ def test_segmenter_is_scored_on_held_out_gold(finished_run: Path) -> None:
     assert 0.85 < scores["f1"] <= 1.0
 
 
+@contextlib.contextmanager
+def edited_config(workdir: Path, edit: Callable[[dict], dict | None]) -> Iterator[None]:
+    """Apply `edit` to the workdir's config for the duration of the block."""
+    path = workdir / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config = edit(config) or config
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
 def test_unchanged_or_reordered_config_reruns_nothing(finished_run: Path) -> None:
     assert planned_jobs(finished_run) == {}
-    config_path = finished_run / "config.yaml"
-    original = config_path.read_text()
-    config = yaml.safe_load(original)
-    reordered = {key: config[key] for key in reversed(list(config))}
-    reordered["masking"] = dict(reversed(list(config["masking"].items())))
-    config_path.write_text(yaml.safe_dump(reordered, sort_keys=False, allow_unicode=True))
-    try:
+
+    def reorder(config: dict) -> dict:
+        reordered = {key: config[key] for key in reversed(list(config))}
+        reordered["masking"] = dict(reversed(list(config["masking"].items())))
+        return reordered
+
+    with edited_config(finished_run, reorder):
         assert planned_jobs(finished_run) == {}
-    finally:
-        config_path.write_text(original)
 
 
 def test_dupe_factor_change_reruns_only_masking(finished_run: Path) -> None:
-    config_path = finished_run / "config.yaml"
-    original = config_path.read_text()
-    config = yaml.safe_load(original)
-    config["masking"]["dupe_factor"] = 3
-    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    try:
+    with edited_config(finished_run, lambda c: c["masking"].update(dupe_factor=3)):
         assert planned_jobs(finished_run) == {"mask": 2, "all": 1, "total": 3}
-    finally:
-        config_path.write_text(original)
 
 
 def test_min_chars_change_reruns_corpus_and_downstream(finished_run: Path) -> None:
-    config_path = finished_run / "config.yaml"
-    original = config_path.read_text()
-    config = yaml.safe_load(original)
-    config["corpus"]["min_chars"] = 5
-    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    try:
+    with edited_config(finished_run, lambda c: c["corpus"].update(min_chars=5)):
         jobs = planned_jobs(finished_run)
-        assert jobs["corpus"] == 1 and jobs["segment"] == 2 and jobs["mask"] == 2
-        assert "download" not in jobs
-    finally:
-        config_path.write_text(original)
+    assert jobs["corpus"] == 1 and jobs["segment"] == 2 and jobs["mask"] == 2
+    assert "download" not in jobs
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,13 @@
+"""Score the configured segmenter on the held-out gold documents."""
+
+from wwmdistill.logs import log_to
+from wwmdistill.segment import SegmentationSettings, optional_path
+from wwmdistill.segment_eval import evaluate_segmenter
+
+with log_to(snakemake.log[0]):
+    evaluate_segmenter(
+        list(snakemake.input.shards),
+        SegmentationSettings.from_config(snakemake.params.segmentation),
+        optional_path(snakemake.input.get("model")),
+        snakemake.output.json,
+    )

@@ -1,0 +1,13 @@
+"""Train the LTP perceptron segmenter on the corpus's gold-segmented, non-held-out documents."""
+
+from wwmdistill.logs import log_to
+from wwmdistill.segment import SegmentationSettings
+from wwmdistill.segmenter_train import train_ltp_perceptron
+
+with log_to(snakemake.log[0]):
+    train_ltp_perceptron(
+        list(snakemake.input.shards),
+        snakemake.output.model,
+        SegmentationSettings.from_config(snakemake.params.segmentation),
+        seed=snakemake.params.seed,
+    )
