@@ -5,9 +5,9 @@ from pathlib import Path
 from wwmdistill.arrow_io import fingerprint
 from wwmdistill.corpus import CorpusSettings, CorpusSource, build_corpus
 from wwmdistill.download import source_files
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     params = snakemake.params
     sources = [
         CorpusSource(

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from wwmdistill.download import download_source
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     download_source(
         snakemake.wildcards.source,
         snakemake.params.source,

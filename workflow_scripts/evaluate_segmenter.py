@@ -1,10 +1,10 @@
 """Score the configured segmenter on the held-out gold documents."""
 
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 from wwmdistill.segment import SegmentationSettings, optional_path
 from wwmdistill.segment_eval import evaluate_segmenter
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     evaluate_segmenter(
         list(snakemake.input.shards),
         SegmentationSettings.from_config(snakemake.params.segmentation),

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 from wwmdistill.masking import MaskingSettings, mask_shard
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     mask_shard(
         Path(snakemake.input.shard),
         Path(snakemake.input.tokenizer),

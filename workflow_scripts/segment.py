@@ -1,9 +1,9 @@
 """Segment one corpus shard into a segmented shard."""
 
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 from wwmdistill.segment import SegmentationSettings, optional_path, segment_shard
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     segment_shard(
         snakemake.input.shard,
         snakemake.output.shard,

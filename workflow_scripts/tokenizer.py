@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 from wwmdistill.tokenizer import TokenizerSettings, build_tokenizer
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     build_tokenizer(
         [Path(p) for p in snakemake.input.shards],
         Path(snakemake.output.dir),

@@ -1,10 +1,10 @@
 """Train the LTP perceptron segmenter on the corpus's gold-segmented, non-held-out documents."""
 
-from wwmdistill.logs import log_to
+from wwmdistill.job import job
 from wwmdistill.segment import SegmentationSettings
 from wwmdistill.segmenter_train import train_ltp_perceptron
 
-with log_to(snakemake.log[0]):
+with job(snakemake.log[0], snakemake.threads):
     train_ltp_perceptron(
         list(snakemake.input.shards),
         snakemake.output.model,

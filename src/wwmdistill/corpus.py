@@ -24,9 +24,10 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from tqdm import tqdm
 
-from .arrow_io import ArrowShardWriter, fingerprint, write_json
-from .download import SourceFile
-from .readers import RawDocument, read_documents
+from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, write_json
+from wwmdistill.download import SourceFile
+from wwmdistill.readers import RawDocument, read_documents
+from wwmdistill.settings import known_keys
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class CorpusSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any]) -> CorpusSettings:
-        return cls(**block)
+        return cls(**known_keys(cls, block, "corpus"))
 
 
 def _simplifier(enabled: bool) -> Callable[[str], str] | None:

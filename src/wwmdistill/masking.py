@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard
+from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import load_tokenizer, random_replacement_ids, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,7 @@ class MaskingSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any]) -> MaskingSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise ValueError(f"masking: unknown key(s) {unknown}")
-        return cls(**block)
+        return cls(**known_keys(cls, block, "masking"))
 
 
 def greedy_select(rows: np.ndarray, lengths: np.ndarray, budget: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from itertools import accumulate, islice
 from pathlib import Path
@@ -27,6 +27,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard
+from wwmdistill.settings import known_keys
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,6 @@ BACKENDS = ("ltp", "jieba", "whitespace", "gold")
 LTP_CONFIG = "config.json"
 _WHITESPACE = re.compile(r"\s+")
 _NON_WHITESPACE = re.compile(r"\S+")
-
-
-def _from_block(cls: type, block: dict[str, Any] | None, where: str) -> dict[str, Any]:
-    """The keys of `block` that are fields of `cls`; an unknown key is an error naming it."""
-    block = dict(block or {})
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(block) - names)
-    if unknown:
-        raise ValueError(
-            f"config {where}: unknown key(s) {unknown}; expected some of {sorted(names)}"
-        )
-    return block
 
 
 @dataclass(frozen=True)
@@ -61,7 +50,7 @@ class LtpSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None) -> LtpSettings:
-        settings = cls(**_from_block(cls, block, "segmentation.ltp"))
+        settings = cls(**known_keys(cls, block, "segmentation.ltp"))
         if settings.algorithm not in ("AP", "Pa", "PaI", "PaII"):
             raise ValueError(
                 f"config segmentation.ltp.algorithm: {settings.algorithm!r} is not AP/Pa/PaI/PaII"
@@ -78,7 +67,7 @@ class EvalSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None) -> EvalSettings:
-        settings = cls(**_from_block(cls, block, "segmentation.eval"))
+        settings = cls(**known_keys(cls, block, "segmentation.eval"))
         if not 0 < settings.fraction < 1:
             raise ValueError(
                 f"config segmentation.eval.fraction: {settings.fraction} is not in (0, 1)"
@@ -98,7 +87,7 @@ class SegmentationSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None) -> SegmentationSettings:
-        raw = _from_block(cls, block, "segmentation")
+        raw = known_keys(cls, block, "segmentation")
         raw["ltp"] = LtpSettings.from_config(raw.get("ltp"))
         raw["eval"] = EvalSettings.from_config(raw.get("eval"))
         settings = cls(**raw)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -20,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wwmdistill.arrow_io import fingerprint, open_shard, write_json
+from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
 from wwmdistill.segment import LTP_CONFIG, SegmentationSettings, check_partition
 
 log = logging.getLogger(__name__)
@@ -57,12 +55,6 @@ def iter_gold_docs(
                     yield doc_id, text, ends
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
-
 def train_ltp_perceptron(
     corpus_shards: list[Path], out_dir: Path, settings: SegmentationSettings, seed: int = 0
 ) -> Path:
@@ -78,11 +70,7 @@ def train_ltp_perceptron(
     corpus_shards = [Path(p) for p in corpus_shards]
     out_dir = Path(out_dir)
     ltp = settings.ltp
-    tmp = out_dir.with_name(f".tmp-{os.getpid()}-{out_dir.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out_dir) as tmp:
         lines = []
         docs = iter_gold_docs(corpus_shards, settings.eval.fraction, heldout=False)
         for _, text, ends in tqdm(docs, desc="gold documents", unit="doc"):
@@ -134,10 +122,6 @@ def train_ltp_perceptron(
         }
         write_json(tmp / INFO_FILE, info)
         write_json(tmp / LTP_CONFIG, {"nerual": False, "tasks": {"cws": MODEL_FILE}})
-        _replace_dir(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     log.info("LTP perceptron trained in %.1fs -> %s", seconds, out_dir)
     return out_dir / MODEL_FILE
 
@@ -146,16 +130,10 @@ def fetch_ltp_model(hub_id: str, revision: str | None, out_dir: Path) -> Path:
     """Download an LTP hub model (e.g. "LTP/small") into `out_dir`, complete or not at all."""
     from huggingface_hub import snapshot_download
 
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".tmp-{os.getpid()}-{out_dir.name}")
-    try:
+    with atomic_dir(out_dir) as tmp:
         snapshot_download(repo_id=hub_id, revision=revision, local_dir=tmp)
         if not (tmp / LTP_CONFIG).is_file():
             raise FileNotFoundError(f"hub model {hub_id}@{revision}: no {LTP_CONFIG}; not LTP")
         config = json.loads((tmp / LTP_CONFIG).read_text(encoding="utf-8"))
         log.info("fetched %s@%s (neural=%s)", hub_id, revision, config.get("nerual"))
-        _replace_dir(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerBase
 
-from wwmdistill.arrow_io import open_shard
+from wwmdistill.arrow_io import atomic_dir, open_shard
+from wwmdistill.settings import known_keys
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +52,7 @@ class TokenizerSettings:
 
     @classmethod
     def from_config(cls, block: dict[str, Any]) -> TokenizerSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise ValueError(f"tokenizer: unknown key(s) {unknown}")
-        return cls(**block)
+        return cls(**known_keys(cls, block, "tokenizer"))
 
 
 def _corpus_texts(corpus_shards: list[Path]) -> Iterator[str]:
@@ -65,13 +60,6 @@ def _corpus_texts(corpus_shards: list[Path]) -> Iterator[str]:
         shard = open_shard(path, stage="corpus", columns=("text",))
         for batch in shard.iter_batches(["text"]):
             yield from (t for t in batch.column(0).to_pylist() if t)
-
-
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move a finished temporary directory onto `out_dir` (replacing an old one)."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
 
 
 def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: TokenizerSettings) -> None:
@@ -84,8 +72,6 @@ def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: Tokenize
 
     if not corpus_shards:
         raise ValueError("tokenizer: source 'train' needs at least one corpus shard")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     trainer_tok = BertWordPieceTokenizer(
         clean_text=True,
         handle_chinese_chars=True,
@@ -101,9 +87,7 @@ def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: Tokenize
         wordpieces_prefix="##",
         show_progress=False,
     )
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-") as tmp:
-        tmp_dir = Path(tmp) / "tok"
-        tmp_dir.mkdir()
+    with atomic_dir(out_dir) as tmp_dir:
         trainer_tok.save_model(str(tmp_dir))
         # Built from vocab.txt (positional: `vocab_file=` is ignored in transformers 5) so the
         # saved tokenizer.json carries BERT's normalizer, pre-tokenizer and [CLS]/[SEP] template.
@@ -115,7 +99,6 @@ def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: Tokenize
             )
         hf_tok.save_pretrained(str(tmp_dir))
         load_tokenizer(tmp_dir)
-        _replace_dir(tmp_dir, out_dir)
     log.info("trained WordPiece vocab of %d tokens into %s", trainer_tok.get_vocab_size(), out_dir)
 
 
@@ -129,15 +112,11 @@ def fetch_tokenizer(source: str, revision: str | None, out_dir: Path) -> None:
     Only tokenizer files (and config.json) are fetched, never weights. A source without a
     tokenizer.json gets one written, so the masking stage always reads a fast tokenizer.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-") as tmp:
-        tmp_dir = Path(tmp) / "tok"
+    with atomic_dir(out_dir) as tmp_dir:
         if _looks_local(source):
             src = Path(source).expanduser()
             if not src.is_dir():
                 raise FileNotFoundError(f"tokenizer.source: local path {src} is not a directory")
-            tmp_dir.mkdir()
             for name in TOKENIZER_FILES:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp_dir / name)
@@ -162,7 +141,6 @@ def fetch_tokenizer(source: str, revision: str | None, out_dir: Path) -> None:
         tok = load_tokenizer(tmp_dir)
         if not (tmp_dir / "tokenizer.json").is_file():
             tok.save_pretrained(str(tmp_dir))
-        _replace_dir(tmp_dir, out_dir)
     log.info("fetched tokenizer %s (revision %s) into %s", source, revision, out_dir)
 
 
