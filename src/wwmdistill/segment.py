@@ -44,7 +44,7 @@ class LtpSettings:
     train_max_docs: int = 20000
     epochs: int = 3
     # Passive-aggressive (PA-I, margin 0.5) reaches f1 0.96 on People's Daily in 3 epochs where
-    # the averaged perceptron needs about 10; not in the config schema, so fixed unless given.
+    # the averaged perceptron needs about 10.
     algorithm: str = "PaI"
     margin: float = 0.5
 
