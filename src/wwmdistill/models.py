@@ -1,0 +1,82 @@
+"""Hugging Face model directories: loading masked-LM models safely, fingerprints, vocab checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from wwmdistill.arrow_io import ArtifactError
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+class ModelMismatchError(ValueError):
+    """A model does not fit the data or the artifact it is used with."""
+
+
+def weight_files(model_dir: Path) -> list[Path]:
+    files = sorted(p for p in Path(model_dir).iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
+    if not files:
+        raise ArtifactError(f"{model_dir}: no weights (*.safetensors) in the model directory")
+    return files
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """Digest of a model's config and weights: what a cache made by this model records."""
+    model_dir = Path(model_dir)
+    config = model_dir / "config.json"
+    if not config.is_file():
+        raise ArtifactError(f"{model_dir}: missing config.json")
+    digest = hashlib.sha256()
+    digest.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
+    for path in weight_files(model_dir):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()[:32]
+
+
+def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
+    """Load a masked-LM model from a local directory, safetensors only, checked to have a head."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    model_dir = Path(model_dir)
+    weight_files(model_dir)
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    if config.model_type == "bert":
+        # HFL's RoBERTa-wwm checkpoints are BERT checkpoints: load them with BertForMaskedLM.
+        from transformers import BertForMaskedLM
+
+        model = BertForMaskedLM.from_pretrained(model_dir, use_safetensors=True)
+    else:
+        model = AutoModelForMaskedLM.from_pretrained(
+            model_dir, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    if model.get_output_embeddings() is None:
+        raise ModelMismatchError(f"{model_dir}: the model has no masked-LM head")
+    return model
+
+
+def check_vocab(model_dir: str | Path, tokenizer_dir: str | Path) -> None:
+    """The model's vocabulary must be the tokenizer's that made the masked shards."""
+    from transformers import AutoConfig
+
+    from wwmdistill.tokenizer import load_tokenizer
+
+    config = AutoConfig.from_pretrained(Path(model_dir))
+    tokenizer = load_tokenizer(Path(tokenizer_dir))
+    if config.vocab_size != len(tokenizer):
+        raise ModelMismatchError(
+            f"{model_dir}: vocab_size {config.vocab_size} but the tokenizer in {tokenizer_dir} "
+            f"has {len(tokenizer)} tokens; the teacher must use the tokenizer of the masked shards"
+        )
+    model_vocab = Path(model_dir) / "vocab.txt"
+    tokenizer_vocab = Path(tokenizer_dir) / "vocab.txt"
+    both = model_vocab.is_file() and tokenizer_vocab.is_file()
+    if both and model_vocab.read_bytes() != tokenizer_vocab.read_bytes():
+        raise ModelMismatchError(
+            f"{model_vocab} differs from {tokenizer_vocab}: the teacher must use the "
+            "tokenizer of the masked shards"
+        )
