@@ -1,0 +1,1 @@
+"""Knowledge distillation: losses, layer mappings, student initialisation and training loops."""
