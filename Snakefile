@@ -20,6 +20,7 @@ include: "rules/corpus.smk"
 include: "rules/segment.smk"
 include: "rules/teacher.smk"
 include: "rules/mask.smk"
+include: "rules/general.smk"
 
 
 rule all:
@@ -28,3 +29,5 @@ rule all:
         stats="results/corpus/stats.json",
         masked=shard_paths("masked"),
         segmenter_eval=segmenter_eval_targets(),
+        teacher="results/teacher/model",
+        students=expand("results/general/{student}", student=sorted(config["students"])),

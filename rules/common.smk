@@ -57,3 +57,29 @@ def segmenter_model():
 def segmenter_eval_targets():
     has_gold = any(spec["format"] == "pos_tagged" for spec in config["sources"].values())
     return ["results/segmenter/eval.json"] if has_gold else []
+
+
+def training_shards(stage):
+    """Shards that train the teacher and students: all but the last, held out when there are two."""
+    paths = shard_paths(stage)
+    return paths[:-1] if len(paths) > 1 else paths
+
+
+def heldout_shards(stage):
+    paths = shard_paths(stage)
+    return paths[-1:] if len(paths) > 1 else []
+
+
+def teacher_trains():
+    teacher = config["teacher"]
+    return teacher["source"] == "scratch" or teacher["adapt_steps"] > 0
+
+
+def student_block(wildcards):
+    return canonical(config["students"][wildcards.student])
+
+
+def student_logits(wildcards):
+    if config["students"][wildcards.student]["mode"] != "cached":
+        return []
+    return training_shards("teacher/logits")

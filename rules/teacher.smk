@@ -20,3 +20,50 @@ rule tokenizer:
         "../envs/wwmdistill.yaml"
     script:
         "../workflow_scripts/tokenizer.py"
+
+
+rule teacher:
+    input:
+        masked=training_shards("masked") if teacher_trains() else [],
+        heldout=heldout_shards("masked") if teacher_trains() else [],
+        tokenizer="results/tokenizer",
+    output:
+        model=directory("results/teacher/model"),
+    params:
+        teacher=block("teacher"),
+        seed=config["seed"],
+        checkpoint_dir="results/checkpoints/teacher",
+    log:
+        "results/logs/teacher.log",
+    benchmark:
+        "results/benchmarks/teacher.tsv"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=2880,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/teacher.py"
+
+
+rule logits:
+    input:
+        masked="results/masked/{shard}.arrow",
+        teacher="results/teacher/model",
+    output:
+        shard="results/teacher/logits/{shard}.arrow",
+    params:
+        logits=block("logits"),
+    log:
+        "results/logs/logits/{shard}.log",
+    benchmark:
+        "results/benchmarks/logits/{shard}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/logits.py"

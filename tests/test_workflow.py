@@ -58,6 +58,19 @@ def tiny_config(data_root: Path) -> dict:
         },
         "tokenizer": {"source": "train", "vocab_size": 3000, "min_frequency": 1},
         "masking": {"max_seq_len": 64, "dupe_factor": 2},
+        "teacher": {
+            "source": "scratch",
+            "scratch": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128},
+            "training": {"max_steps": 30, "batch_size": 8, "save_steps": 10, "logging_steps": 5},
+        },
+        "logits": {"top_k": 16},
+        "students": {
+            "tiny": {
+                "init": "scratch",
+                "scratch": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64},
+                "training": {"max_steps": 20, "batch_size": 8, "save_steps": 10},
+            }
+        },
     }
 
 
@@ -122,9 +135,21 @@ def test_unchanged_or_reordered_config_reruns_nothing(finished_run: Path) -> Non
         assert planned_jobs(finished_run) == {}
 
 
-def test_dupe_factor_change_reruns_only_masking(finished_run: Path) -> None:
+def test_dupe_factor_change_reruns_only_masking_and_downstream(finished_run: Path) -> None:
     with edited_config(finished_run, lambda c: c["masking"].update(dupe_factor=3)):
-        assert planned_jobs(finished_run) == {"mask": 2, "all": 1, "total": 3}
+        jobs = planned_jobs(finished_run)
+    upstream = {"corpus", "train_segmenter", "segment", "evaluate_segmenter", "tokenizer"}
+    assert jobs["mask"] == 2 and not upstream & set(jobs)
+    # The last shard is held out: it is masked but never cached.
+    assert jobs == {"mask": 2, "teacher": 1, "logits": 1, "general": 1, "all": 1, "total": 6}
+
+
+def test_student_change_reruns_only_that_student(finished_run: Path) -> None:
+    def cooler(config: dict) -> None:
+        config["students"]["tiny"]["temperature"] = 1.0
+
+    with edited_config(finished_run, cooler):
+        assert planned_jobs(finished_run) == {"general": 1, "all": 1, "total": 2}
 
 
 def test_min_chars_change_reruns_corpus_and_downstream(finished_run: Path) -> None:
@@ -190,3 +215,28 @@ def test_snakemake_lint_is_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_teacher_change_makes_the_cache_and_students_stale(finished_run: Path) -> None:
+    def longer(config: dict) -> None:
+        config["teacher"]["training"]["max_steps"] = 31
+
+    with edited_config(finished_run, longer):
+        jobs = planned_jobs(finished_run)
+    assert jobs == {"teacher": 1, "logits": 1, "general": 1, "all": 1, "total": 4}
+
+
+def test_general_student_loads_with_automodel(finished_run: Path) -> None:
+    import json
+
+    from transformers import AutoModelForMaskedLM
+
+    student_dir = finished_run / "results" / "general" / "tiny"
+    model = AutoModelForMaskedLM.from_pretrained(student_dir)
+    assert model.config.num_hidden_layers == 1 and model.config.hidden_size == 32
+    metrics = json.loads((student_dir / "metrics.json").read_text())
+    assert metrics["student"]["accuracy"] >= 0 and metrics["teacher"]["accuracy"] >= 0
+    cache = open_shard(finished_run / "results" / "teacher" / "logits" / "00000.arrow")
+    masked = open_shard(finished_run / "results" / "masked" / "00000.arrow")
+    assert cache.num_rows == masked.num_rows
+    assert cache.meta["source_fingerprint"] == masked.fingerprint

@@ -25,6 +25,8 @@ def job(log_path: str | os.PathLike[str], threads: int | None = None) -> Iterato
     if threads is not None:
         for name in _THREAD_VARIABLES:
             os.environ[name] = str(threads)
+        if "torch" in sys.modules:  # already sized its pool from the environment at import
+            sys.modules["torch"].set_num_threads(threads)
     logger = logging.getLogger("wwmdistill")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8", buffering=1) as stream:

@@ -170,10 +170,14 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
 
 
 def tokenizer_fingerprint(path: Path) -> str:
-    """Digest of the tokenizer files' names and bytes: changes exactly when the tokenization can."""
+    """Digest of the tokenizer files' names and bytes: changes exactly when the tokenization can.
+
+    config.json is left out: a model directory carrying a copy of the tokenizer files has its own.
+    """
     path = Path(path)
     digest = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.name in TOKENIZER_FILES)
+    names = set(TOKENIZER_FILES) - {"config.json"}
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name in names)
     if not files:
         raise FileNotFoundError(f"tokenizer: no tokenizer files in {path}")
     for file in files:
