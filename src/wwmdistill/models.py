@@ -8,7 +8,9 @@ from pathlib import Path
 
 from wwmdistill.arrow_io import ArtifactError
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
+# Hugging Face weight files, sharded or not; safetensors first. Other *.bin files in a checkpoint
+# (training_args.bin) are pickles and never weights.
+WEIGHT_GLOBS = ("model*.safetensors", "pytorch_model*.bin")
 
 
 class ModelMismatchError(ValueError):
@@ -16,10 +18,11 @@ class ModelMismatchError(ValueError):
 
 
 def weight_files(model_dir: Path) -> list[Path]:
-    files = sorted(p for p in Path(model_dir).iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
-    if not files:
-        raise ArtifactError(f"{model_dir}: no weights (*.safetensors) in the model directory")
-    return files
+    for pattern in WEIGHT_GLOBS:
+        files = sorted(Path(model_dir).glob(pattern))
+        if files:
+            return files
+    raise ArtifactError(f"{model_dir}: no weights (model.safetensors) in the model directory")
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
@@ -38,8 +41,29 @@ def model_fingerprint(model_dir: str | Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def weight_keys(model_dir: Path) -> set[str]:
+    """Parameter names stored in a model directory (safetensors, else a weights-only torch load)."""
+    from safetensors import safe_open
+
+    keys: set[str] = set()
+    for path in weight_files(model_dir):
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), "pt") as handle:
+                keys.update(handle.keys())
+        else:
+            import torch
+
+            keys.update(torch.load(path, map_location="meta", weights_only=True, mmap=True))
+    return keys
+
+
 def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
-    """Load a masked-LM model from a local directory, safetensors only, checked to have a head."""
+    """Load a masked-LM model from a local directory, refusing one without trained head weights.
+
+    Safetensors are preferred; a `.bin` checkpoint is read with `weights_only` (transformers 5
+    never unpickles code). A bare encoder would load with a randomly initialised head, so the
+    stored weights must include the head module's.
+    """
     from transformers import AutoConfig, AutoModelForMaskedLM
 
     model_dir = Path(model_dir)
@@ -49,13 +73,17 @@ def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
         # HFL's RoBERTa-wwm checkpoints are BERT checkpoints: load them with BertForMaskedLM.
         from transformers import BertForMaskedLM
 
-        model = BertForMaskedLM.from_pretrained(model_dir, use_safetensors=True)
+        model = BertForMaskedLM.from_pretrained(model_dir)
     else:
-        model = AutoModelForMaskedLM.from_pretrained(
-            model_dir, use_safetensors=True, trust_remote_code=trust_remote_code
+        model = AutoModelForMaskedLM.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    heads = [name for name, child in model.named_children() if child is not model.base_model]
+    if model.get_output_embeddings() is None or not any(
+        key.split(".", 1)[0] in heads for key in weight_keys(model_dir)
+    ):
+        raise ModelMismatchError(
+            f"{model_dir}: its weights hold no masked-LM head ({', '.join(heads)}); a masked-LM "
+            "checkpoint is needed, not a bare encoder"
         )
-    if model.get_output_embeddings() is None:
-        raise ModelMismatchError(f"{model_dir}: the model has no masked-LM head")
     return model
 
 

@@ -1,0 +1,375 @@
+"""The teacher stage: a scratch BERT pretrained with WWM MLM, or a hub / local masked LM.
+
+Training runs through `transformers.Trainer` on the static whole-word masks of the masked
+shards (labels are the original ids at the masked positions only). Checkpoints live outside the
+rule output and a rerun resumes from the newest one, so a killed job loses at most `save_steps`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
+from wwmdistill.models import (
+    check_vocab,
+    load_masked_lm,
+    model_fingerprint,
+)
+from wwmdistill.settings import known_keys
+from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# What a pretrained teacher needs from the hub: weights, config and its tokenizer files.
+MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES)
+RUN_FILE = "wwmdistill_run.json"
+
+
+@dataclass(frozen=True)
+class ScratchSize:
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    intermediate: int = 1024
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None) -> ScratchSize:
+        size = cls(**known_keys(cls, block, "teacher.scratch"))
+        if min(size.layers, size.hidden, size.heads, size.intermediate) < 1:
+            raise ValueError(f"config teacher.scratch: sizes must be positive, got {size}")
+        if size.hidden % size.heads:
+            raise ValueError(
+                f"config teacher.scratch: hidden {size.hidden} is not a multiple of heads "
+                f"{size.heads}"
+            )
+        return size
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    max_steps: int = 1500
+    batch_size: int = 32
+    learning_rate: float = 5.0e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    save_steps: int = 250
+    logging_steps: int = 25
+    gradient_accumulation_steps: int = 1
+    precision: str = "auto"
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None, where: str) -> TrainingSettings:
+        settings = cls(**known_keys(cls, block, where))
+        for name in ("max_steps", "batch_size", "save_steps", "logging_steps"):
+            if getattr(settings, name) < 1:
+                raise ValueError(f"config {where}.{name}: must be >= 1")
+        if settings.gradient_accumulation_steps < 1:
+            raise ValueError(f"config {where}.gradient_accumulation_steps: must be >= 1")
+        if not 0 <= settings.warmup_ratio < 1:
+            raise ValueError(f"config {where}.warmup_ratio: {settings.warmup_ratio} not in [0, 1)")
+        if settings.precision not in PRECISIONS:
+            raise ValueError(
+                f"config {where}.precision: {settings.precision!r} is not one of {PRECISIONS}"
+            )
+        return settings
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    source: str = "scratch"
+    revision: str | None = None
+    adapt_steps: int = 0
+    scratch: ScratchSize = field(default_factory=ScratchSize)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None) -> TeacherSettings:
+        raw = known_keys(cls, block, "teacher")
+        raw["scratch"] = ScratchSize.from_config(raw.get("scratch"))
+        raw["training"] = TrainingSettings.from_config(raw.get("training"), "teacher.training")
+        settings = cls(**raw)
+        if not settings.source:
+            raise ValueError("config teacher.source: empty; use scratch, a hub id or a path")
+        if settings.adapt_steps < 0:
+            raise ValueError("config teacher.adapt_steps: must be >= 0")
+        return settings
+
+
+def teacher_fingerprint(model_dir: str | Path) -> str:
+    return model_fingerprint(model_dir)
+
+
+def mixed_precision(precision: str) -> dict[str, bool]:
+    """TrainingArguments flags for `precision`: half precision only ever on a GPU."""
+    if not torch.cuda.is_available():
+        if precision in ("bf16", "fp16"):
+            log.warning("precision %s asked for, but there is no GPU: training in fp32", precision)
+        return {"bf16": False, "fp16": False}
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def _max_seq_len(masked_paths: list[Path]) -> int:
+    lengths = []
+    for path in masked_paths:
+        shard = open_shard(path, stage="masked")
+        try:
+            lengths.append(int(shard.meta["settings"]["max_seq_len"]))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path}: masked shard metadata has no settings.max_seq_len") from err
+    return max(lengths)
+
+
+def _scratch_model(size: ScratchSize, tokenizer_dir: Path, max_len: int, seed: int):
+    from transformers import BertConfig, BertForMaskedLM
+
+    tok = load_tokenizer(tokenizer_dir)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        intermediate_size=size.intermediate,
+        # BERT's own table size when it suffices, so a longer max_seq_len later still fits.
+        max_position_embeddings=max(512, max_len),
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return BertForMaskedLM(config)
+
+
+def _fetch_pretrained(source: str, revision: str | None, into: Path) -> Path:
+    """A local model dir as it is, or a hub snapshot (safetensors, config, tokenizer) in `into`."""
+    local = Path(source).expanduser()
+    if source.startswith(("/", ".", "~")) or local.exists():
+        if not local.is_dir():
+            raise FileNotFoundError(f"teacher.source: local path {local} is not a directory")
+        return local
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(
+            repo_id=source,
+            revision=revision,
+            allow_patterns=list(MODEL_PATTERNS),
+            local_dir=str(into),
+        )
+    except Exception as err:
+        raise RuntimeError(
+            f"teacher.source: could not download {source!r} (revision {revision}) from the "
+            f"Hugging Face hub: {err}"
+        ) from err
+    return into
+
+
+class _ModelInputs:
+    """The collator's model inputs only: the Trainer passes every key to `model.forward`."""
+
+    def __init__(self, collator: MaskedLMCollator) -> None:
+        self.collator = collator
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.collator(examples)
+        return {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+
+
+def _checkpoint_for(checkpoint_dir: Path, run_fingerprint: str) -> str | None:
+    """The newest complete checkpoint of this very run, if any.
+
+    Another run's checkpoints are cleared. The run fingerprint leaves out max_steps, save_steps
+    and logging_steps, so a run asked to go further resumes where the last one stopped. The
+    Trainer writes trainer_state.json last, so a checkpoint without it was cut short by a kill.
+    """
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+    run_file = checkpoint_dir / RUN_FILE
+    if checkpoint_dir.is_dir():
+        recorded = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        if recorded.get("fingerprint") != run_fingerprint:
+            log.warning("%s holds checkpoints of another teacher run: clearing it", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_file, {"fingerprint": run_fingerprint})
+    for partial in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if not (partial / "trainer_state.json").is_file():
+            log.warning("removing the incomplete checkpoint %s", partial)
+            shutil.rmtree(partial)
+    return get_last_checkpoint(str(checkpoint_dir))
+
+
+def _train_info(state, resumed_from: str | None) -> dict[str, Any]:
+    # The last logged loss; a run shorter than logging_steps has only the summary's mean.
+    losses = [e["loss"] for e in state.log_history if "loss" in e] or [
+        e["train_loss"] for e in state.log_history if "train_loss" in e
+    ]
+    return {
+        "steps": state.global_step,
+        "resumed_from": resumed_from,
+        "final_train_loss": losses[-1] if losses else None,
+    }
+
+
+def train_mlm(
+    model,
+    train_paths: list[Path],
+    pad_id: int,
+    training: TrainingSettings,
+    max_steps: int,
+    checkpoint_dir: Path,
+    run_fingerprint: str,
+    seed: int,
+) -> tuple[Any, dict[str, Any]]:
+    """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info."""
+    from transformers import Trainer, TrainerState, TrainingArguments
+    from transformers.integrations import is_tensorboard_available
+
+    resume = _checkpoint_for(checkpoint_dir, run_fingerprint)
+    if resume:
+        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+        if state.global_step >= max_steps:
+            # Killed after its last checkpoint: the Trainer would take one step too many.
+            log.info("%s already reached max_steps %d: loading it", resume, max_steps)
+            return load_masked_lm(resume), _train_info(state, resume)
+        log.info("resuming teacher training from %s (step %d)", resume, state.global_step)
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=training.batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        learning_rate=training.learning_rate,
+        warmup_steps=training.warmup_ratio,  # a float below 1 is a ratio of max_steps
+        weight_decay=training.weight_decay,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=2,
+        logging_steps=training.logging_steps,
+        report_to=["tensorboard"] if is_tensorboard_available() else "none",
+        remove_unused_columns=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        seed=seed,
+        data_seed=seed,
+        **mixed_precision(training.precision),
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=_ModelInputs(MaskedLMCollator(pad_id)),
+        train_dataset=masked_dataset(train_paths, seed=seed, repeat=True),
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    return model, _train_info(trainer.state, resume)
+
+
+def build_teacher(
+    settings: TeacherSettings,
+    masked_paths: list[Path],
+    tokenizer_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """Make the teacher model directory (weights, tokenizer files, teacher.json); return its info.
+
+    With two or more masked shards the last is held out: not trained on, used for MLM eval.
+    """
+    masked_paths = [Path(p) for p in masked_paths]
+    tokenizer_dir, out_dir, checkpoint_dir = (
+        Path(tokenizer_dir),
+        Path(out_dir),
+        Path(checkpoint_dir),
+    )
+    if not masked_paths:
+        raise ValueError("teacher: no masked shards given")
+    train_paths = masked_paths[:-1] if len(masked_paths) >= 2 else masked_paths
+    heldout = masked_paths[-1:] if len(masked_paths) >= 2 else []
+    tok = load_tokenizer(tokenizer_dir)
+    max_len = _max_seq_len(masked_paths)
+    data_fp = [open_shard(p, stage="masked").fingerprint for p in train_paths]
+    run_settings = {
+        **asdict(settings),
+        "training": {
+            k: v
+            for k, v in asdict(settings.training).items()
+            if k not in ("max_steps", "save_steps", "logging_steps")
+        },
+    }
+    train_info: dict[str, Any] = {"steps": 0, "resumed_from": None, "final_train_loss": None}
+    with tempfile.TemporaryDirectory(prefix="wwmdistill-teacher-") as fetch_dir:
+        if settings.source == "scratch":
+            model = _scratch_model(settings.scratch, tokenizer_dir, max_len, seed)
+            source_fp = fingerprint(model.config.to_dict())
+            steps = settings.training.max_steps
+        else:
+            model_dir = _fetch_pretrained(settings.source, settings.revision, Path(fetch_dir))
+            check_vocab(model_dir, tokenizer_dir)
+            source_fp = model_fingerprint(model_dir)
+            model = load_masked_lm(model_dir)
+            if model.config.max_position_embeddings < max_len:
+                raise ValueError(
+                    f"teacher.source {settings.source}: max_position_embeddings "
+                    f"{model.config.max_position_embeddings} < the masked shards' max_seq_len "
+                    f"{max_len}"
+                )
+            steps = settings.adapt_steps
+        if steps > 0:
+            run_fp = fingerprint(run_settings, source_fp, data_fp, seed)
+            model, train_info = train_mlm(
+                model,
+                train_paths,
+                tok.pad_token_id,
+                settings.training,
+                steps,
+                checkpoint_dir,
+                run_fp,
+                seed,
+            )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    heldout_metrics = (
+        mlm_eval(
+            model.to(device),
+            heldout,
+            MaskedLMCollator(tok.pad_token_id),
+            settings.training.batch_size,
+        )
+        if heldout
+        else None
+    )
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(str(tmp))
+        for name in TOKENIZER_FILES:
+            # The tokenizer dir's config.json (a fetched teacher's) must not replace the model's.
+            if name != "config.json" and (tokenizer_dir / name).is_file():
+                shutil.copy2(tokenizer_dir / name, tmp / name)
+        info = {
+            "source": settings.source,
+            "revision": settings.revision,
+            "settings": asdict(settings),
+            "fingerprint": model_fingerprint(tmp),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "steps": train_info["steps"],
+            "resumed_from": train_info["resumed_from"],
+            "final_train_loss": train_info["final_train_loss"],
+            "train_shards": [str(p) for p in train_paths],
+            "heldout_shard": str(heldout[0]) if heldout else None,
+            "heldout": heldout_metrics,
+        }
+        write_json(tmp / "teacher.json", info)
+    log.info(
+        "teacher %s: %d parameters, %d steps, held-out %s",
+        settings.source,
+        info["parameters"],
+        info["steps"],
+        heldout_metrics,
+    )
+    return info

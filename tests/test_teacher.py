@@ -1,0 +1,227 @@
+"""The teacher stage on real masked shards: scratch pretraining, resume after a kill, pretrained
+teachers and the checks that refuse a teacher that does not fit the data."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, BertModel
+
+from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
+from wwmdistill.models import ModelMismatchError, check_vocab, load_masked_lm
+from wwmdistill.teacher import TeacherSettings, build_teacher, teacher_fingerprint
+from wwmdistill.tokenizer import load_tokenizer
+
+TINY = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128}
+STEPS = 30
+
+
+def _block(**training) -> dict:
+    base = {
+        "max_steps": STEPS,
+        "batch_size": 16,
+        "learning_rate": 3.0e-3,
+        "save_steps": 5,
+        "logging_steps": 5,
+    }
+    return {"scratch": TINY, "training": {**base, **training}}
+
+
+def _build(tiny_masked, root: Path, **training) -> dict:
+    return build_teacher(
+        TeacherSettings.from_config(_block(**training)),
+        tiny_masked.masked_paths,
+        tiny_masked.tokenizer_dir,
+        root / "model",
+        root / "checkpoints",
+        seed=0,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_masked, tmp_path_factory) -> tuple[dict, Path]:
+    root = tmp_path_factory.mktemp("scratch")
+    return _build(tiny_masked, root), root / "model"
+
+
+def test_settings_accept_the_config_block_and_name_bad_keys() -> None:
+    settings = TeacherSettings.from_config(
+        {
+            "source": "scratch",
+            "revision": None,
+            "adapt_steps": 0,
+            "scratch": {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024},
+            "training": {"max_steps": 1500, "precision": "auto", "warmup_ratio": 0.06},
+        }
+    )
+    assert settings.scratch.hidden == 256 and settings.training.save_steps == 250
+    with pytest.raises(ValueError, match=r"teacher\.training.*\['epochs'\]"):
+        TeacherSettings.from_config({"training": {"epochs": 3}})
+    with pytest.raises(ValueError, match=r"teacher\.training\.precision"):
+        TeacherSettings.from_config({"training": {"precision": "fp8"}})
+    with pytest.raises(ValueError, match="multiple of heads"):
+        TeacherSettings.from_config({"scratch": {"hidden": 100, "heads": 3}})
+
+
+def test_scratch_teacher_learns_and_is_saved_complete(tiny_masked, trained) -> None:
+    info, out = trained
+    assert info["steps"] == STEPS and info["resumed_from"] is None
+    assert info["train_shards"] == [str(tiny_masked.masked_paths[0])]
+    assert info["heldout_shard"] == str(tiny_masked.masked_paths[1])
+    assert json.loads((out / "teacher.json").read_text()) == info
+    assert info["fingerprint"] == teacher_fingerprint(out)
+    assert (out / "vocab.txt").read_bytes() == (
+        tiny_masked.tokenizer_dir / "vocab.txt"
+    ).read_bytes()
+    check_vocab(out, tiny_masked.tokenizer_dir)
+    model = load_masked_lm(out)
+    assert model.config.max_position_embeddings >= tiny_masked.settings.max_seq_len
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    # On the held-out shard (other documents) it beats the same model untrained.
+    torch.manual_seed(0)
+    untrained = BertForMaskedLM(BertConfig.from_pretrained(out))
+    collator = MaskedLMCollator(load_tokenizer(out).pad_token_id)
+    before = mlm_eval(untrained, tiny_masked.masked_paths[1:], collator, batch_size=32)
+    after = info["heldout"]
+    again = mlm_eval(model, tiny_masked.masked_paths[1:], collator, batch_size=32)
+    assert after["accuracy"] == again["accuracy"]
+    assert after["perplexity"] == pytest.approx(again["perplexity"], rel=1e-5)
+    assert after["tokens"] == before["tokens"]
+    assert after["perplexity"] < 0.95 * before["perplexity"]
+    assert after["accuracy"] > 0.03 > before["accuracy"]
+    assert info["final_train_loss"] < 0.85 * math.log(before["perplexity"])
+
+
+def test_a_longer_run_resumes_from_the_last_checkpoint(tiny_masked, tmp_path) -> None:
+    short = {"batch_size": 8, "save_steps": 6, "logging_steps": 3}
+    first = _build(tiny_masked, tmp_path, max_steps=6, **short)
+    assert first["steps"] == 6
+    second = _build(tiny_masked, tmp_path, max_steps=12, **short)
+    assert second["resumed_from"] == str(tmp_path / "checkpoints/checkpoint-6")
+    assert second["steps"] == 12
+    state = json.loads((tmp_path / "checkpoints/checkpoint-12/trainer_state.json").read_text())
+    assert state["global_step"] == 12
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [3, 6, 9, 12]
+    # Killed after its last checkpoint: rerunning loads it and takes no extra step.
+    again = _build(tiny_masked, tmp_path, max_steps=12, **short)
+    assert again["resumed_from"] == str(tmp_path / "checkpoints/checkpoint-12")
+    assert again["steps"] == 12 and again["fingerprint"] == second["fingerprint"]
+    # Checkpoints of another run (other settings) are not resumed from.
+    other = _build(tiny_masked, tmp_path, max_steps=12, **short, learning_rate=1e-3)
+    assert other["resumed_from"] is None and other["steps"] == 12
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from wwmdistill.teacher import TeacherSettings, build_teacher
+import json
+import math
+block, masked, tokenizer, root = json.loads(sys.argv[1])
+build_teacher(TeacherSettings.from_config(block), [Path(p) for p in masked], Path(tokenizer),
+              Path(root) / "model", Path(root) / "checkpoints", seed=0)
+"""
+
+
+def test_sigkilled_run_resumes_exactly(tiny_masked, trained, tmp_path) -> None:
+    args = [_block(), [str(p) for p in tiny_masked.masked_paths], str(tiny_masked.tokenizer_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, json.dumps([*args, str(tmp_path)])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before it saved a checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (tmp_path / "model").exists()
+    info = _build(tiny_masked, tmp_path)
+    resumed_step = int(Path(info["resumed_from"]).name.split("-")[1])
+    assert 5 <= resumed_step < STEPS
+    assert info["steps"] == STEPS
+    load_masked_lm(tmp_path / "model")
+    # The resumed run saw the same batches as the uninterrupted one: the same weights.
+    assert info["fingerprint"] == trained[0]["fingerprint"]
+
+
+def test_local_pretrained_teacher_with_adaptation(tiny_masked, tiny_teacher, tmp_path) -> None:
+    block = {"source": str(tiny_teacher), "adapt_steps": 4, **_block(save_steps=2)}
+    info = build_teacher(
+        TeacherSettings.from_config(block),
+        tiny_masked.masked_paths,
+        tiny_masked.tokenizer_dir,
+        tmp_path / "model",
+        tmp_path / "checkpoints",
+        seed=0,
+    )
+    assert info["source"] == str(tiny_teacher) and info["steps"] == 4
+    adapted, original = load_masked_lm(tmp_path / "model"), load_masked_lm(tiny_teacher)
+    assert adapted.config.hidden_size == original.config.hidden_size == 64
+    assert not torch.equal(
+        adapted.bert.encoder.layer[0].attention.self.query.weight,
+        original.bert.encoder.layer[0].attention.self.query.weight,
+    )
+    assert info["heldout"]["tokens"] > 0
+
+
+def _save_with_tokenizer(model, out: Path, tiny_masked) -> Path:
+    model.save_pretrained(str(out))
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        (out / name).write_bytes((tiny_masked.tokenizer_dir / name).read_bytes())
+    return out
+
+
+def _config(vocab_size: int) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+
+
+def _build_from(source: Path, tiny_masked, tmp_path: Path) -> dict:
+    return build_teacher(
+        TeacherSettings.from_config({"source": str(source)}),
+        tiny_masked.masked_paths,
+        tiny_masked.tokenizer_dir,
+        tmp_path / "out",
+        tmp_path / "checkpoints",
+        seed=0,
+    )
+
+
+def test_teachers_that_do_not_fit_are_refused(tiny_masked, tmp_path) -> None:
+    n = len(load_tokenizer(tiny_masked.tokenizer_dir))
+    bigger = _save_with_tokenizer(
+        BertForMaskedLM(_config(n + 10)), tmp_path / "bigger", tiny_masked
+    )
+    with pytest.raises(ModelMismatchError) as err:
+        _build_from(bigger, tiny_masked, tmp_path)
+    assert str(bigger) in str(err.value) and str(tiny_masked.tokenizer_dir) in str(err.value)
+
+    other_vocab = _save_with_tokenizer(BertForMaskedLM(_config(n)), tmp_path / "other", tiny_masked)
+    lines = (other_vocab / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    lines[-1], lines[-2] = lines[-2], lines[-1]
+    (other_vocab / "vocab.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ModelMismatchError) as err:
+        _build_from(other_vocab, tiny_masked, tmp_path)
+    assert str(other_vocab) in str(err.value) and str(tiny_masked.tokenizer_dir) in str(err.value)
+
+    encoder = _save_with_tokenizer(BertModel(_config(n)), tmp_path / "encoder", tiny_masked)
+    with pytest.raises(ModelMismatchError, match="no masked-LM head"):
+        _build_from(encoder, tiny_masked, tmp_path)
+    assert not (tmp_path / "out").exists()

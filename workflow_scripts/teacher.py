@@ -1,0 +1,16 @@
+"""Snakemake adapter for rule teacher: scratch-pretrain or fetch (and adapt) the teacher model."""
+
+from pathlib import Path
+
+from wwmdistill.job import job
+from wwmdistill.teacher import TeacherSettings, build_teacher
+
+with job(snakemake.log[0], snakemake.threads):
+    build_teacher(
+        TeacherSettings.from_config(dict(snakemake.params.teacher)),
+        [Path(path) for path in snakemake.input.masked],
+        Path(snakemake.input.tokenizer),
+        Path(snakemake.output.model),
+        Path(snakemake.params.checkpoint_dir),
+        seed=int(snakemake.params.seed),
+    )
