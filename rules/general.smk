@@ -14,6 +14,7 @@ rule general:
         student=student_block,
         seed=config["seed"],
         checkpoint_dir=lambda wildcards: f"results/checkpoints/general/{wildcards.student}",
+        processes=lambda wildcards: config["students"][wildcards.student]["training"]["processes"],
     log:
         "results/logs/general/{student}.log",
     benchmark:

@@ -34,10 +34,11 @@ from wwmdistill.arrow_io import (
 from wwmdistill.models import ModelMismatchError, load_masked_lm, model_fingerprint
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import TOKENIZER_FILES, tokenizer_fingerprint
+from wwmdistill.training import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 # Rows per written record batch, in model batches: enough to sort by length usefully, small
 # enough that a chunk's outputs (hidden states above all) stay a few hundred MB at most.
 CHUNK_BATCHES = 16

@@ -7,7 +7,6 @@ rule output and a rerun resumes from the newest one, so a killed job loses at mo
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -26,13 +25,12 @@ from wwmdistill.models import (
 )
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+from wwmdistill.training import TrainingSettings, mixed_precision, resume_checkpoint
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # What a pretrained teacher needs from the hub: weights, config and its tokenizer files.
 MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES)
-RUN_FILE = "wwmdistill_run.json"
 
 
 @dataclass(frozen=True)
@@ -53,35 +51,6 @@ class ScratchSize:
                 f"{size.heads}"
             )
         return size
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    max_steps: int = 1500
-    batch_size: int = 32
-    learning_rate: float = 5.0e-4
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    save_steps: int = 250
-    logging_steps: int = 25
-    gradient_accumulation_steps: int = 1
-    precision: str = "auto"
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None, where: str) -> TrainingSettings:
-        settings = cls(**known_keys(cls, block, where))
-        for name in ("max_steps", "batch_size", "save_steps", "logging_steps"):
-            if getattr(settings, name) < 1:
-                raise ValueError(f"config {where}.{name}: must be >= 1")
-        if settings.gradient_accumulation_steps < 1:
-            raise ValueError(f"config {where}.gradient_accumulation_steps: must be >= 1")
-        if not 0 <= settings.warmup_ratio < 1:
-            raise ValueError(f"config {where}.warmup_ratio: {settings.warmup_ratio} not in [0, 1)")
-        if settings.precision not in PRECISIONS:
-            raise ValueError(
-                f"config {where}.precision: {settings.precision!r} is not one of {PRECISIONS}"
-            )
-        return settings
 
 
 @dataclass(frozen=True)
@@ -107,17 +76,6 @@ class TeacherSettings:
 
 def teacher_fingerprint(model_dir: str | Path) -> str:
     return model_fingerprint(model_dir)
-
-
-def mixed_precision(precision: str) -> dict[str, bool]:
-    """TrainingArguments flags for `precision`: half precision only ever on a GPU."""
-    if not torch.cuda.is_available():
-        if precision in ("bf16", "fp16"):
-            log.warning("precision %s asked for, but there is no GPU: training in fp32", precision)
-        return {"bf16": False, "fp16": False}
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
 def _max_seq_len(masked_paths: list[Path]) -> int:
@@ -184,30 +142,6 @@ class _ModelInputs:
         return {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
 
 
-def _checkpoint_for(checkpoint_dir: Path, run_fingerprint: str) -> str | None:
-    """The newest complete checkpoint of this very run, if any.
-
-    Another run's checkpoints are cleared. The run fingerprint leaves out max_steps, save_steps
-    and logging_steps, so a run asked to go further resumes where the last one stopped. The
-    Trainer writes trainer_state.json last, so a checkpoint without it was cut short by a kill.
-    """
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
-
-    run_file = checkpoint_dir / RUN_FILE
-    if checkpoint_dir.is_dir():
-        recorded = json.loads(run_file.read_text()) if run_file.is_file() else {}
-        if recorded.get("fingerprint") != run_fingerprint:
-            log.warning("%s holds checkpoints of another teacher run: clearing it", checkpoint_dir)
-            shutil.rmtree(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_file, {"fingerprint": run_fingerprint})
-    for partial in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        if not (partial / "trainer_state.json").is_file():
-            log.warning("removing the incomplete checkpoint %s", partial)
-            shutil.rmtree(partial)
-    return get_last_checkpoint(str(checkpoint_dir))
-
-
 def _train_info(state, resumed_from: str | None) -> dict[str, Any]:
     # The last logged loss; a run shorter than logging_steps has only the summary's mean.
     losses = [e["loss"] for e in state.log_history if "loss" in e] or [
@@ -234,7 +168,7 @@ def train_mlm(
     from transformers import Trainer, TrainerState, TrainingArguments
     from transformers.integrations import is_tensorboard_available
 
-    resume = _checkpoint_for(checkpoint_dir, run_fingerprint)
+    resume = resume_checkpoint(checkpoint_dir, run_fingerprint)
     if resume:
         state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
         if state.global_step >= max_steps:

@@ -1,0 +1,523 @@
+"""General (task-agnostic) distillation of a masked-LM student on the transformers Trainer.
+
+Two modes share one loss module (`DistillationModel`: the student plus learned projections):
+- cached: the teacher is not loaded; KD reads its top-k logits (and logsumexp) from the logit
+  cache, cosine its cached final hidden states; plus the MLM loss (DistilBERT, seed 000);
+- online: the frozen teacher runs on the same batch; KD is exact over the full vocabulary, and
+  TinyBERT attention-score / hidden-state MSEs and MiniLM-v2 relations become available.
+The student's LM head runs only at the masked positions, so a step costs the encoder plus
+M x V logits, not B x L x V. Projections train and checkpoint with the student (so a resumed
+run continues them) and are dropped from the final directory, which `AutoModelForMaskedLM`
+loads as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+from transformers import (
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.integrations import is_tensorboard_available
+from transformers.trainer_pt_utils import nested_gather
+from transformers.utils import SAFE_WEIGHTS_NAME
+
+from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.distill.layers import AttentionCapture, layer_mapping
+from wwmdistill.distill.losses import (
+    attention_score_mse,
+    cosine_loss,
+    hidden_mse,
+    mlm_loss,
+    relation_kl,
+    topk_kd_loss,
+)
+from wwmdistill.distill.student import StudentSettings, count_parameters, init_student
+from wwmdistill.logits import mlm_head, open_logits
+from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
+from wwmdistill.models import check_vocab, load_masked_lm, model_fingerprint
+from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+from wwmdistill.training import mixed_precision, resume_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Losses that are means over masked positions (the others are over tokens or heads).
+PER_POSITION = ("kd", "mlm", "cos")
+
+
+def _head_name(model: PreTrainedModel) -> str:
+    head = mlm_head(model)
+    return next(name for name, child in model.named_children() if child is head)
+
+
+class DistillationModel(nn.Module):
+    """The student and the learned student->teacher width projections, as one trainable module.
+
+    `forward` takes a collated batch (plus, online, the teacher's targets already mapped onto the
+    student's layers) and returns each unweighted loss component, a mean over this batch.
+    """
+
+    # Makes the Trainer count the masked positions of each whole optimizer step (all
+    # accumulated micro-batches, all processes): `DistillationTrainer.compute_loss` uses it.
+    accepts_loss_kwargs = True
+
+    def __init__(
+        self,
+        student: PreTrainedModel,
+        settings: StudentSettings,
+        teacher_hidden_size: int,
+        relation_heads: int,
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.settings = settings
+        self.relation_heads = relation_heads
+        # The head is reached by name: registering it twice would duplicate its parameters.
+        self._head = _head_name(student)
+        width, weights = student.config.hidden_size, settings.weights
+        n_layers = student.config.num_hidden_layers
+
+        def projection(used: bool) -> nn.Linear | None:
+            return (
+                nn.Linear(width, teacher_hidden_size)
+                if used and width != teacher_hidden_size
+                else None
+            )
+
+        self.cos_projection = projection(weights.cos > 0)
+        self.embedding_projection = projection(weights.embedding > 0)
+        # TextBrewer style: one projection per matched hidden state.
+        hidden = [projection(weights.hidden > 0) for _ in range(n_layers)]
+        self.hidden_projections = nn.ModuleList(hidden) if hidden[0] is not None else None
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        labels: Tensor,
+        mask_index: Tensor,
+        teacher_topk_ids: Tensor | None = None,
+        teacher_topk_logits: Tensor | None = None,
+        teacher_logsumexp: Tensor | None = None,
+        teacher_hidden: Tensor | None = None,
+        teacher: dict[str, Any] | None = None,
+    ) -> dict[str, Tensor]:
+        settings, weights = self.settings, self.settings.weights
+        with_states = weights.hidden > 0 or weights.embedding > 0
+        capture = AttentionCapture(self.student) if weights.attention or weights.relation else None
+        with capture or contextlib.nullcontext():
+            out = self.student.base_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=with_states,
+                return_dict=True,
+            )
+        rows, cols = mask_index.unbind(1)
+        masked_hidden = out.last_hidden_state[rows, cols]
+        parts: dict[str, Tensor] = {}
+        if weights.kd > 0 or weights.mlm > 0:
+            logits = getattr(self.student, self._head)(masked_hidden)
+            if weights.mlm > 0:
+                parts["mlm"] = mlm_loss(logits, labels[rows, cols])
+            if weights.kd > 0:
+                if teacher is None:
+                    ids, target, lse = teacher_topk_ids, teacher_topk_logits, teacher_logsumexp
+                else:
+                    # Every vocabulary id, in order: exact KD (no tail), without materialising.
+                    target, lse = teacher["logits"], None
+                    ids = torch.arange(target.shape[1], device=target.device).expand_as(target)
+                parts["kd"] = topk_kd_loss(
+                    logits,
+                    ids,
+                    target,
+                    temperature=settings.temperature,
+                    logsumexp=lse,
+                    kind=settings.kd,
+                    t2_scaling=settings.t2_scaling,
+                )
+        if weights.cos > 0:
+            target = teacher_hidden if teacher is None else teacher["hidden"]
+            parts["cos"] = cosine_loss(masked_hidden, target, self.cos_projection)
+        if weights.attention > 0:
+            scores = [capture.scores(i) for i in range(len(capture))]
+            parts["attention"] = attention_score_mse(scores, teacher["attention"], attention_mask)
+        if weights.embedding > 0:
+            parts["embedding"] = hidden_mse(
+                [out.hidden_states[0]],
+                [teacher["states"][0]],
+                None if self.embedding_projection is None else [self.embedding_projection],
+                attention_mask,
+            )
+        if weights.hidden > 0:
+            parts["hidden"] = hidden_mse(
+                list(out.hidden_states[1:]),
+                teacher["states"][1:],
+                self.hidden_projections,
+                attention_mask,
+            )
+        if weights.relation > 0:
+            parts["relation"] = relation_kl(
+                capture.qkv(len(capture) - 1),
+                teacher["relation_qkv"],
+                attention_mask,
+                self.relation_heads,
+            )
+        return parts
+
+
+class DistillationTrainer(Trainer):
+    """A Trainer whose loss is the distillation loss; online, it runs the frozen teacher too.
+
+    Per-position losses (kd, mlm, cos) are means over every masked position of the optimizer
+    step, whatever the split into accumulated micro-batches and processes, so a run with 2
+    processes or 2 accumulation steps follows the run with one big batch; the other components
+    are per-batch means, averaged. Each component is logged beside the total (their weighted
+    sum), so `state.log_history` holds the whole curve of every component.
+    """
+
+    # compute_loss scales for gradient accumulation itself.
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self, *args: Any, teacher: PreTrainedModel | None, settings: StudentSettings, **kwargs
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.teacher = None
+        if teacher is not None:
+            self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+            self._teacher_head = _head_name(teacher)
+            student = self.model.student
+            n_teacher = teacher.config.num_hidden_layers
+            n_student = student.config.num_hidden_layers
+            kind = settings.layer_map
+            kind = list(kind) if isinstance(kind, tuple) else kind
+            self._attention_map = layer_mapping(kind, n_teacher, n_student, target="attention")
+            self._hidden_map = layer_mapping(kind, n_teacher, n_student, target="hidden")
+        self._part_sums: dict[str, Tensor] = {}
+        self._part_steps: set[int] = set()
+
+    @torch.no_grad()
+    def teacher_targets(self, inputs: dict[str, Tensor]) -> dict[str, Any]:
+        """The teacher's outputs on the batch, already mapped onto the student's layers."""
+        weights = self.settings.weights
+        with_states = weights.hidden > 0 or weights.embedding > 0
+        capture = AttentionCapture(self.teacher) if weights.attention or weights.relation else None
+        with capture or contextlib.nullcontext():
+            out = self.teacher.base_model(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                output_hidden_states=with_states,
+                return_dict=True,
+            )
+        rows, cols = inputs["mask_index"].unbind(1)
+        masked = out.last_hidden_state[rows, cols]
+        targets: dict[str, Any] = {"hidden": masked}
+        if weights.kd > 0:
+            targets["logits"] = getattr(self.teacher, self._teacher_head)(masked)
+        if weights.attention > 0:
+            targets["attention"] = [
+                torch.stack([capture.scores(j) for j in group]).mean(0)
+                for group in self._attention_map
+            ]
+        if with_states:
+            targets["states"] = [
+                torch.stack([out.hidden_states[j] for j in group]).mean(0)
+                for group in self._hidden_map
+            ]
+        if weights.relation > 0:
+            # MiniLM-v2: the student's last layer learns from one teacher layer, the last one
+            # that the layer map gives the student's last layer.
+            targets["relation_qkv"] = capture.qkv(self._attention_map[-1][-1])
+        return targets
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher = self.teacher_targets(inputs) if self.teacher is not None else None
+        parts = model(**inputs, teacher=teacher)
+        accumulation = self.current_gradient_accumulation_steps
+        if num_items_in_batch is None:
+            per_position = 1.0 / accumulation
+        else:
+            # DDP averages gradients over processes, hence the process count: the sum of the
+            # shares over micro-batches and processes is the mean over all masked positions.
+            positions = inputs["mask_index"].shape[0] * self.accelerator.num_processes
+            per_position = positions / max(float(num_items_in_batch), 1.0)
+        loss = 0.0
+        for name, value in parts.items():
+            share = value * (per_position if name in PER_POSITION else 1.0 / accumulation)
+            loss = loss + getattr(self.settings.weights, name) * share
+            self._part_sums[name] = self._part_sums.get(name, 0.0) + share.detach().float()
+        self._part_steps.add(self.state.global_step)
+        return (loss, parts) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._part_steps:
+            # As the Trainer logs the total: gathered mean over processes, per optimizer step.
+            steps = len(self._part_steps)
+            for name, total in self._part_sums.items():
+                gathered = nested_gather(total, self.args.parallel_mode).mean().item()
+                logs[f"loss_{name}"] = gathered / steps
+            self._part_sums, self._part_steps = {}, set()
+        super().log(logs, start_time)
+
+    # The student's decoder is tied to its word embeddings: safetensors' save_model/load_model
+    # store a tied tensor once and restore the tie, where the Trainer's state-dict path for a
+    # plain nn.Module refuses shared tensors.
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        safetensors.torch.save_model(self.model, os.path.join(output_dir, SAFE_WEIGHTS_NAME))
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        path = os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)
+        safetensors.torch.load_model(model or self.model, path, device=str(self.args.device))
+
+
+def _cache_layout(
+    logits_paths: list[Path], masked_paths: list[Path], teacher_fp: str, vocab_size: int
+) -> dict[str, Any]:
+    """Open every logits shard (refusing another teacher's) and check they agree on the layout."""
+    if len(logits_paths) != len(masked_paths):
+        raise ValueError(
+            f"mode: cached needs one logits shard per masked shard: {len(logits_paths)} "
+            f"logits for {len(masked_paths)} masked shard(s)"
+        )
+    layout = None
+    for path, masked in zip(logits_paths, masked_paths, strict=True):
+        cache = open_logits(path, masked, teacher_fingerprint=teacher_fp)
+        meta = {key: cache.meta.get(key) for key in ("top_k", "hidden_size", "has_logsumexp")}
+        meta["has_hidden"] = bool(cache.meta.get("has_hidden"))
+        if cache.meta.get("vocab_size") != vocab_size:
+            raise ValueError(
+                f"{path}: vocab_size {cache.meta.get('vocab_size')}, the teacher has {vocab_size}"
+            )
+        if layout is not None and meta != layout:
+            raise ValueError(
+                f"{path}: cache layout {meta} differs from {logits_paths[0]}: {layout}"
+            )
+        layout = meta
+    return layout
+
+
+def _check_settings(settings: StudentSettings, student, teacher, where: str) -> int:
+    """Refuse loss settings the two models cannot meet; return the relation head count."""
+    weights = settings.weights
+    s_heads, t_heads = student.config.num_attention_heads, teacher.config.num_attention_heads
+    if weights.attention > 0 and s_heads != t_heads:
+        raise ValueError(
+            f"config {where}.weights.attention: attention-score distillation needs equal head "
+            f"counts, the student has {s_heads} and the teacher {t_heads}"
+        )
+    heads = settings.relation_heads or s_heads
+    if weights.relation > 0:
+        for who, model in (("student", student), ("teacher", teacher)):
+            if model.config.hidden_size % heads:
+                raise ValueError(
+                    f"config {where}.relation_heads: {heads} does not divide the {who}'s hidden "
+                    f"size {model.config.hidden_size}"
+                )
+    return heads
+
+
+def run_general_distillation(
+    student_name: str,
+    settings: StudentSettings,
+    teacher_dir: Path,
+    tokenizer_dir: Path,
+    masked_paths: list[Path],
+    logits_paths: list[Path],
+    heldout_masked: Path | None,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    seed: int,
+    *,
+    callbacks: list[TrainerCallback] | None = None,
+) -> dict[str, Any]:
+    """Distil `teacher_dir` into a student; write `out_dir` (model, tokenizer, metrics.json).
+
+    Resumes from the newest checkpoint in `checkpoint_dir` made by the same run. Under torchrun
+    every process trains; process 0 evaluates and writes `out_dir`. `callbacks` go to the
+    Trainer (benchmarks time steps with one). Returns the metrics.
+    """
+    where = f"students.{student_name}"
+    teacher_dir, tokenizer_dir = Path(teacher_dir), Path(tokenizer_dir)
+    masked_paths, logits_paths = [Path(p) for p in masked_paths], [Path(p) for p in logits_paths]
+    check_vocab(teacher_dir, tokenizer_dir)
+    if settings.init == "path":
+        check_vocab(Path(settings.path), tokenizer_dir)
+    teacher_fp = model_fingerprint(teacher_dir)
+    teacher = load_masked_lm(teacher_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)
+
+    if settings.mode == "cached":
+        layout = _cache_layout(logits_paths, masked_paths, teacher_fp, teacher.config.vocab_size)
+        if settings.weights.cos > 0 and not layout["has_hidden"]:
+            raise ValueError(
+                f"config {where}.weights.cos: > 0 but {logits_paths[0]} holds no teacher hidden "
+                "states (set logits.hidden: true or the weight to 0)"
+            )
+        collator = MaskedLMCollator(
+            tokenizer.pad_token_id,
+            top_k=layout["top_k"],
+            hidden_size=layout["hidden_size"] if settings.weights.cos > 0 else None,
+        )
+        dataset = masked_dataset(masked_paths, logits_paths, seed=seed)
+    else:
+        if logits_paths:
+            raise ValueError(
+                f"config {where}.mode: online reads no logit cache, got {logits_paths}"
+            )
+        collator = MaskedLMCollator(tokenizer.pad_token_id)
+        dataset = masked_dataset(masked_paths, seed=seed)
+
+    set_seed(seed)
+    student = init_student(settings, teacher, where)
+    relation_heads = _check_settings(settings, student, teacher, where)
+    model = DistillationModel(student, settings, teacher.config.hidden_size, relation_heads)
+    training = settings.training
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        max_steps=training.max_steps,
+        per_device_train_batch_size=training.batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        learning_rate=training.learning_rate,
+        warmup_steps=round(training.warmup_ratio * training.max_steps),
+        weight_decay=training.weight_decay,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=2,
+        logging_steps=training.logging_steps,
+        report_to=["tensorboard"] if is_tensorboard_available() else "none",
+        remove_unused_columns=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        seed=seed,
+        data_seed=seed,
+        # Each process reads its own slice of the stream (whole shards when they divide evenly):
+        # dispatching concatenates batches, which padded rows and mask_index do not survive.
+        accelerator_config={"dispatch_batches": False},
+        # An unused LM head (kd and mlm weights 0) would stop DDP waiting for its gradients.
+        ddp_find_unused_parameters=settings.weights.kd == 0 and settings.weights.mlm == 0,
+        # torchrun without a GPU: accelerate sets up multi-CPU DDP over gloo only when told
+        # to use the CPU; otherwise every process would train alone.
+        use_cpu=distributed and not torch.cuda.is_available(),
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+        **mixed_precision(training.precision),
+    )
+    run_fp = fingerprint(
+        asdict(settings)
+        | {
+            "training": asdict(training)
+            | dict.fromkeys(("max_steps", "save_steps", "logging_steps"))
+        },
+        teacher_fp,
+        [open_shard(p, stage="masked").fingerprint for p in masked_paths],
+        [open_shard(p, stage="logits").fingerprint for p in logits_paths],
+        seed,
+        args.world_size,
+    )
+    with args.main_process_first(desc="checkpoint directory"):
+        resume = resume_checkpoint(Path(checkpoint_dir), run_fp)
+    if resume:
+        log.info("resuming %s from %s", where, resume)
+    trainer = DistillationTrainer(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=dataset,
+        teacher=teacher if settings.mode == "online" else None,
+        settings=settings,
+        callbacks=callbacks,
+    )
+    output = trainer.train(resume_from_checkpoint=resume)
+    metrics: dict[str, Any] = {
+        "student": student_name,
+        "settings": asdict(settings),
+        "teacher_fingerprint": teacher_fp,
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "processes": args.world_size,
+        "train": output.metrics,
+        "log_history": [entry for entry in trainer.state.log_history if "loss" in entry],
+        "parameters": {
+            "student": count_parameters(student),
+            "teacher": count_parameters(teacher),
+            "projections_dropped": count_parameters(model) - count_parameters(student),
+        },
+        "heldout": None,
+    }
+    if not trainer.is_world_process_zero():
+        return metrics
+    if heldout_masked is not None:
+        eval_collator = MaskedLMCollator(tokenizer.pad_token_id)
+        heldout = [Path(heldout_masked)]
+        metrics["heldout"] = {
+            "path": str(heldout_masked),
+            "student": mlm_eval(student, heldout, eval_collator, training.batch_size),
+            "teacher": mlm_eval(
+                teacher.to(args.device), heldout, eval_collator, training.batch_size
+            ),
+        }
+    with atomic_dir(out_dir) as tmp:
+        student.save_pretrained(tmp)
+        # The tokenizer's own files, byte for byte, as in the teacher dir.
+        for name in TOKENIZER_FILES:
+            if name != "config.json" and (tokenizer_dir / name).is_file():
+                shutil.copyfile(tokenizer_dir / name, tmp / name)
+        write_json(tmp / "metrics.json", metrics)
+    log.info("general distillation of %s done: %s", where, {k: metrics[k] for k in ("steps",)})
+    return metrics
+
+
+def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """run_general_distillation from a JSON-able dict of its arguments (paths as strings).
+
+    `settings` is the `students.<name>` config block. This is what `--config` files hold.
+    """
+    name = arguments["student_name"]
+    heldout = arguments.get("heldout_masked")
+    return run_general_distillation(
+        name,
+        StudentSettings.from_config(arguments["settings"], where=f"students.{name}"),
+        Path(arguments["teacher_dir"]),
+        Path(arguments["tokenizer_dir"]),
+        [Path(p) for p in arguments["masked_paths"]],
+        [Path(p) for p in arguments.get("logits_paths") or []],
+        Path(heldout) if heldout else None,
+        Path(arguments["out_dir"]),
+        Path(arguments["checkpoint_dir"]),
+        int(arguments["seed"]),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m wwmdistill.distill.general --config args.json`, as torchrun launches it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", type=Path, required=True, help="JSON of run_general_distillation's arguments"
+    )
+    config = parser.parse_args(argv).config
+    logging.basicConfig(level=logging.INFO)
+    run_from_arguments(json.loads(config.read_text(encoding="utf-8")))
+
+
+if __name__ == "__main__":
+    main()

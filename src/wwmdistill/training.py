@@ -1,0 +1,87 @@
+"""What every Trainer stage shares: settings, precision flags and resumable checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wwmdistill.arrow_io import write_json
+from wwmdistill.settings import known_keys
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    max_steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 5.0e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    save_steps: int = 250
+    logging_steps: int = 25
+    gradient_accumulation_steps: int = 1
+    precision: str = "auto"
+    processes: int = 1
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None, where: str) -> TrainingSettings:
+        settings = cls(**known_keys(cls, block, where))
+        if settings.precision not in PRECISIONS:
+            raise ValueError(
+                f"config {where}.precision: {settings.precision!r} not one of {PRECISIONS}"
+            )
+        for name in ("max_steps", "batch_size", "save_steps", "logging_steps", "processes"):
+            if getattr(settings, name) < 1:
+                raise ValueError(f"config {where}.{name}: must be at least 1")
+        if settings.gradient_accumulation_steps < 1:
+            raise ValueError(f"config {where}.gradient_accumulation_steps: must be at least 1")
+        if not 0 <= settings.warmup_ratio <= 1:
+            raise ValueError(f"config {where}.warmup_ratio: {settings.warmup_ratio} not in [0, 1]")
+        return settings
+
+
+def mixed_precision(precision: str) -> dict[str, bool]:
+    """TrainingArguments flags for `precision`: half precision only ever on a GPU."""
+    if not torch.cuda.is_available():
+        if precision in ("bf16", "fp16"):
+            log.warning("precision %s asked for, but there is no GPU: training in fp32", precision)
+        return {"bf16": False, "fp16": False}
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def resume_checkpoint(checkpoint_dir: Path, run_fingerprint: str) -> str | None:
+    """The newest complete checkpoint of this very run; another run's checkpoints are cleared.
+
+    The fingerprint should leave out max_steps, save_steps and logging_steps, so a run asked to
+    go further resumes where the last one stopped. The Trainer writes a checkpoint in place,
+    trainer_state.json last: one without it was cut short by a kill and is removed.
+    """
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+    checkpoint_dir = Path(checkpoint_dir)
+    run_file = checkpoint_dir / RUN_FILE
+    if checkpoint_dir.is_dir():
+        recorded = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        if recorded.get("fingerprint") != run_fingerprint:
+            log.warning("%s holds checkpoints of another run: clearing it", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_file, {"fingerprint": run_fingerprint})
+    for partial in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if not (partial / TRAINER_STATE_NAME).is_file():
+            log.warning("removing incomplete checkpoint %s", partial)
+            shutil.rmtree(partial)
+    return get_last_checkpoint(str(checkpoint_dir))
