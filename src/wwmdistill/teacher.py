@@ -25,7 +25,12 @@ from wwmdistill.models import (
 )
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
-from wwmdistill.training import TrainingSettings, mixed_precision, resume_checkpoint
+from wwmdistill.training import (
+    ModelSize,
+    TrainingSettings,
+    resume_checkpoint,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +39,17 @@ MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES)
 
 
 @dataclass(frozen=True)
-class ScratchSize:
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    intermediate: int = 1024
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> ScratchSize:
-        size = cls(**known_keys(cls, block, "teacher.scratch"))
-        if min(size.layers, size.hidden, size.heads, size.intermediate) < 1:
-            raise ValueError(f"config teacher.scratch: sizes must be positive, got {size}")
-        if size.hidden % size.heads:
-            raise ValueError(
-                f"config teacher.scratch: hidden {size.hidden} is not a multiple of heads "
-                f"{size.heads}"
-            )
-        return size
-
-
-@dataclass(frozen=True)
 class TeacherSettings:
     source: str = "scratch"
     revision: str | None = None
     adapt_steps: int = 0
-    scratch: ScratchSize = field(default_factory=ScratchSize)
+    scratch: ModelSize = field(default_factory=ModelSize)
     training: TrainingSettings = field(default_factory=TrainingSettings)
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None) -> TeacherSettings:
         raw = known_keys(cls, block, "teacher")
-        raw["scratch"] = ScratchSize.from_config(raw.get("scratch"))
+        raw["scratch"] = ModelSize.from_config(raw.get("scratch"), "teacher.scratch")
         raw["training"] = TrainingSettings.from_config(raw.get("training"), "teacher.training")
         settings = cls(**raw)
         if not settings.source:
@@ -89,7 +74,7 @@ def _max_seq_len(masked_paths: list[Path]) -> int:
     return max(lengths)
 
 
-def _scratch_model(size: ScratchSize, tokenizer_dir: Path, max_len: int, seed: int):
+def _scratch_model(size: ModelSize, tokenizer_dir: Path, max_len: int, seed: int):
     from transformers import BertConfig, BertForMaskedLM
 
     tok = load_tokenizer(tokenizer_dir)
@@ -165,8 +150,7 @@ def train_mlm(
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
     """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info."""
-    from transformers import Trainer, TrainerState, TrainingArguments
-    from transformers.integrations import is_tensorboard_available
+    from transformers import Trainer, TrainerState
 
     resume = resume_checkpoint(checkpoint_dir, run_fingerprint)
     if resume:
@@ -176,25 +160,7 @@ def train_mlm(
             log.info("%s already reached max_steps %d: loading it", resume, max_steps)
             return load_masked_lm(resume), _train_info(state, resume)
         log.info("resuming teacher training from %s (step %d)", resume, state.global_step)
-    args = TrainingArguments(
-        output_dir=str(checkpoint_dir),
-        max_steps=max_steps,
-        per_device_train_batch_size=training.batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        learning_rate=training.learning_rate,
-        warmup_steps=training.warmup_ratio,  # a float below 1 is a ratio of max_steps
-        weight_decay=training.weight_decay,
-        save_strategy="steps",
-        save_steps=training.save_steps,
-        save_total_limit=2,
-        logging_steps=training.logging_steps,
-        report_to=["tensorboard"] if is_tensorboard_available() else "none",
-        remove_unused_columns=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        seed=seed,
-        data_seed=seed,
-        **mixed_precision(training.precision),
-    )
+    args = training_arguments(training, checkpoint_dir, seed, max_steps=max_steps)
     trainer = Trainer(
         model=model,
         args=args,

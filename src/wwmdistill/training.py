@@ -21,6 +21,27 @@ RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
+class ModelSize:
+    """The shape of a BERT trained from scratch (a scratch teacher or student)."""
+
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    intermediate: int = 1024
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None, where: str) -> ModelSize:
+        size = cls(**known_keys(cls, block, where))
+        if min(size.layers, size.hidden, size.heads, size.intermediate) < 1:
+            raise ValueError(f"config {where}: sizes must be positive, got {size}")
+        if size.hidden % size.heads:
+            raise ValueError(
+                f"config {where}.hidden: {size.hidden} is not a multiple of heads={size.heads}"
+            )
+        return size
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     max_steps: int = 1000
     batch_size: int = 32
@@ -48,6 +69,37 @@ class TrainingSettings:
         if not 0 <= settings.warmup_ratio <= 1:
             raise ValueError(f"config {where}.warmup_ratio: {settings.warmup_ratio} not in [0, 1]")
         return settings
+
+
+def training_arguments(
+    training: TrainingSettings, checkpoint_dir: Path, seed: int, **overrides: Any
+) -> Any:
+    """The TrainingArguments of a stage: checkpoints every save_steps (two kept), logs, seeds."""
+    from transformers import TrainingArguments
+    from transformers.integrations import is_tensorboard_available
+
+    max_steps = overrides.pop("max_steps", training.max_steps)
+    arguments = {
+        "output_dir": str(checkpoint_dir),
+        "max_steps": max_steps,
+        "per_device_train_batch_size": training.batch_size,
+        "gradient_accumulation_steps": training.gradient_accumulation_steps,
+        "learning_rate": training.learning_rate,
+        "warmup_steps": round(training.warmup_ratio * max_steps),
+        "weight_decay": training.weight_decay,
+        "save_strategy": "steps",
+        "save_steps": training.save_steps,
+        "save_total_limit": 2,
+        "logging_steps": training.logging_steps,
+        "report_to": ["tensorboard"] if is_tensorboard_available() else "none",
+        # The collators emit exactly what the models take; nothing to drop.
+        "remove_unused_columns": False,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "seed": seed,
+        "data_seed": seed,
+        **mixed_precision(training.precision),
+    }
+    return TrainingArguments(**(arguments | overrides))
 
 
 def mixed_precision(precision: str) -> dict[str, bool]:

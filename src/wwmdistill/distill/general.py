@@ -30,10 +30,8 @@ from transformers import (
     PreTrainedModel,
     Trainer,
     TrainerCallback,
-    TrainingArguments,
     set_seed,
 )
-from transformers.integrations import is_tensorboard_available
 from transformers.trainer_pt_utils import nested_gather
 from transformers.utils import SAFE_WEIGHTS_NAME
 
@@ -52,7 +50,7 @@ from wwmdistill.logits import mlm_head, open_logits
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import check_vocab, load_masked_lm, model_fingerprint
 from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
-from wwmdistill.training import mixed_precision, resume_checkpoint
+from wwmdistill.training import resume_checkpoint, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -394,23 +392,10 @@ def run_general_distillation(
     model = DistillationModel(student, settings, teacher.config.hidden_size, relation_heads)
     training = settings.training
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    args = TrainingArguments(
-        output_dir=str(checkpoint_dir),
-        max_steps=training.max_steps,
-        per_device_train_batch_size=training.batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        learning_rate=training.learning_rate,
-        warmup_steps=round(training.warmup_ratio * training.max_steps),
-        weight_decay=training.weight_decay,
-        save_strategy="steps",
-        save_steps=training.save_steps,
-        save_total_limit=2,
-        logging_steps=training.logging_steps,
-        report_to=["tensorboard"] if is_tensorboard_available() else "none",
-        remove_unused_columns=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        seed=seed,
-        data_seed=seed,
+    args = training_arguments(
+        training,
+        checkpoint_dir,
+        seed,
         # Each process reads its own slice of the stream (whole shards when they divide evenly):
         # dispatching concatenates batches, which padded rows and mask_index do not survive.
         accelerator_config={"dispatch_batches": False},
@@ -420,7 +405,6 @@ def run_general_distillation(
         # to use the CPU; otherwise every process would train alone.
         use_cpu=distributed and not torch.cuda.is_available(),
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
-        **mixed_precision(training.precision),
     )
     run_fp = fingerprint(
         asdict(settings)

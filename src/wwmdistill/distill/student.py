@@ -21,30 +21,11 @@ from transformers import PreTrainedModel
 
 from wwmdistill.models import ModelMismatchError, load_masked_lm
 from wwmdistill.settings import known_keys
-from wwmdistill.training import TrainingSettings
+from wwmdistill.training import ModelSize, TrainingSettings
 
 log = logging.getLogger(__name__)
 
 Init = Literal["scratch", "teacher_layers", "first_n", "path"]
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    layers: int = 2
-    hidden: int = 128
-    heads: int = 2
-    intermediate: int = 512
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None, where: str) -> ModelSize:
-        size = cls(**known_keys(cls, block, where))
-        if min(size.layers, size.hidden, size.heads, size.intermediate) < 1:
-            raise ValueError(f"config {where}: sizes must be positive, got {size}")
-        if size.hidden % size.heads:
-            raise ValueError(
-                f"config {where}.hidden: {size.hidden} is not a multiple of heads={size.heads}"
-            )
-        return size
 
 
 @dataclass(frozen=True)
@@ -72,7 +53,9 @@ class StudentSettings:
     teacher_layers: tuple[int, ...] | None = None
     first_n: int | None = None
     path: str | None = None
-    scratch: ModelSize = field(default_factory=ModelSize)
+    scratch: ModelSize = field(
+        default_factory=lambda: ModelSize(layers=2, hidden=128, heads=2, intermediate=512)
+    )
     mode: Literal["cached", "online"] = "cached"
     temperature: float = 2.0
     t2_scaling: bool = True
