@@ -237,7 +237,10 @@ def test_general_student_loads_with_automodel(finished_run: Path) -> None:
     metrics = json.loads((student_dir / "metrics.json").read_text())
     heldout = metrics["heldout"]
     assert heldout["student"]["tokens"] == heldout["teacher"]["tokens"] > 0
-    assert metrics["steps"] == 20 and metrics["parameters"]["student"] < metrics["parameters"]["teacher"]
+    assert (
+        metrics["steps"] == 20
+        and metrics["parameters"]["student"] < metrics["parameters"]["teacher"]
+    )
     cache = open_shard(finished_run / "results" / "teacher" / "logits" / "00000.arrow")
     masked = open_shard(finished_run / "results" / "masked" / "00000.arrow")
     assert cache.num_rows == masked.num_rows
