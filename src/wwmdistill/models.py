@@ -17,6 +17,31 @@ class ModelMismatchError(ValueError):
     """A model does not fit the data or the artifact it is used with."""
 
 
+def hub_snapshot(
+    repo_id: str, revision: str | None, into: Path, *, patterns: list[str] | None, key: str
+) -> Path:
+    """Download a hub repository (only `patterns`, when given) into `into`.
+
+    A failure names the config `key` that asked for the download, since offline it is the
+    usual cause.
+    """
+    import shutil
+
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(
+            repo_id=repo_id, revision=revision, allow_patterns=patterns, local_dir=str(into)
+        )
+    except Exception as err:
+        raise RuntimeError(
+            f"{key}: could not download {repo_id!r} (revision {revision}) from the Hugging Face "
+            f"hub: {err}"
+        ) from err
+    shutil.rmtree(Path(into) / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
+    return Path(into)
+
+
 def weight_files(model_dir: Path) -> list[Path]:
     for pattern in WEIGHT_GLOBS:
         files = sorted(Path(model_dir).glob(pattern))

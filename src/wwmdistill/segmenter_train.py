@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.models import hub_snapshot
 from wwmdistill.segment import LTP_CONFIG, SegmentationSettings, check_partition
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,8 @@ def train_ltp_perceptron(
 
 def fetch_ltp_model(hub_id: str, revision: str | None, out_dir: Path) -> Path:
     """Download an LTP hub model (e.g. "LTP/small") into `out_dir`, complete or not at all."""
-    from huggingface_hub import snapshot_download
-
     with atomic_dir(out_dir) as tmp:
-        snapshot_download(repo_id=hub_id, revision=revision, local_dir=tmp)
+        hub_snapshot(hub_id, revision, tmp, patterns=None, key="segmentation.ltp.model")
         if not (tmp / LTP_CONFIG).is_file():
             raise FileNotFoundError(f"hub model {hub_id}@{revision}: no {LTP_CONFIG}; not LTP")
         config = json.loads((tmp / LTP_CONFIG).read_text(encoding="utf-8"))

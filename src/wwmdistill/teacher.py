@@ -20,6 +20,7 @@ from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import (
     check_vocab,
+    hub_snapshot,
     load_masked_lm,
     model_fingerprint,
 )
@@ -104,21 +105,7 @@ def _fetch_pretrained(source: str, revision: str | None, into: Path) -> Path:
         if not local.is_dir():
             raise FileNotFoundError(f"teacher.source: local path {local} is not a directory")
         return local
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot_download(
-            repo_id=source,
-            revision=revision,
-            allow_patterns=list(MODEL_PATTERNS),
-            local_dir=str(into),
-        )
-    except Exception as err:
-        raise RuntimeError(
-            f"teacher.source: could not download {source!r} (revision {revision}) from the "
-            f"Hugging Face hub: {err}"
-        ) from err
-    return into
+    return hub_snapshot(source, revision, into, patterns=list(MODEL_PATTERNS), key="teacher.source")
 
 
 def _masked_head_trainer():

@@ -121,21 +121,11 @@ def fetch_tokenizer(source: str, revision: str | None, out_dir: Path) -> None:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp_dir / name)
         else:
-            from huggingface_hub import snapshot_download
+            from wwmdistill.models import hub_snapshot
 
-            try:
-                snapshot_download(
-                    repo_id=source,
-                    revision=revision,
-                    allow_patterns=list(TOKENIZER_FILES),
-                    local_dir=str(tmp_dir),
-                )
-            except Exception as err:
-                raise RuntimeError(
-                    f"tokenizer.source: could not download {source!r} (revision {revision}) "
-                    f"from the Hugging Face hub: {err}"
-                ) from err
-            shutil.rmtree(tmp_dir / ".cache", ignore_errors=True)
+            hub_snapshot(
+                source, revision, tmp_dir, patterns=list(TOKENIZER_FILES), key="tokenizer.source"
+            )
         if not any((tmp_dir / name).is_file() for name in TOKENIZER_FILES[:-1]):
             raise FileNotFoundError(f"tokenizer.source: no tokenizer files in {source}")
         tok = load_tokenizer(tmp_dir)
