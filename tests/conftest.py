@@ -6,15 +6,13 @@ tokenizer -> jieba segmentation -> static whole-word masking), only much smaller
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from samples import clue_docs, write_corpus_shard
 
-from wwmdistill.arrow_io import ArrowShardWriter
-from wwmdistill.corpus import CORPUS_SCHEMA
 from wwmdistill.masking import MaskingSettings, mask_shard
 from wwmdistill.segment import SegmentationSettings, segment_shard
 from wwmdistill.tokenizer import (
@@ -24,9 +22,6 @@ from wwmdistill.tokenizer import (
     train_wordpiece,
 )
 
-CLUE_CORPUS = (
-    Path(__file__).resolve().parents[2] / "shared/data/corpus/CLUECorpusSmall_bert_sampled.txt"
-)
 TINY_LINES = 240
 TINY_SHARDS = 2
 TINY_MAX_SEQ_LEN = 64
@@ -40,39 +35,16 @@ class TinyMasked:
     settings: MaskingSettings
 
 
-def _clue_docs(max_lines: int) -> list[str]:
-    """Documents of the real corpus file (blank lines separate documents)."""
-    if not CLUE_CORPUS.is_file():
-        pytest.fail(f"real corpus missing: {CLUE_CORPUS}")
-    docs, cur = [], []
-    with CLUE_CORPUS.open(encoding="utf-8") as f:
-        for line in itertools.islice(f, max_lines):
-            if line.strip():
-                cur.append(line.rstrip("\n"))
-            elif cur:
-                docs.append("\n".join(cur))
-                cur = []
-    return docs + (["\n".join(cur)] if cur else [])
-
-
 @pytest.fixture(scope="session")
 def tiny_masked(tmp_path_factory: pytest.TempPathFactory) -> TinyMasked:
     """A WordPiece tokenizer dir and 2 real masked shards (max_seq_len 64, dupe_factor 2)."""
     root = tmp_path_factory.mktemp("tiny_masked")
-    docs = _clue_docs(TINY_LINES)
+    docs = clue_docs(TINY_LINES)
     corpus_paths = []
     for s in range(TINY_SHARDS):
         part = docs[s::TINY_SHARDS]
-        path = root / f"corpus/{s:03d}.arrow"
-        with ArrowShardWriter(path, CORPUS_SCHEMA, stage="corpus", fingerprint=f"c{s}") as w:
-            w.write(
-                {
-                    "doc_id": [f"s{s}d{i}" for i in range(len(part))],
-                    "text": part,
-                    "gold_word_ends": [None] * len(part),
-                }
-            )
-        corpus_paths.append(path)
+        ids = [f"s{s}d{i}" for i in range(len(part))]
+        corpus_paths.append(write_corpus_shard(root / f"corpus/{s:03d}.arrow", ids, part, f"c{s}"))
     tokenizer_dir = root / "tokenizer"
     train_wordpiece(corpus_paths, tokenizer_dir, TokenizerSettings(vocab_size=3000))
     settings = MaskingSettings(

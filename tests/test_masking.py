@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from samples import clue_docs
 
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError, open_shard
 from wwmdistill.masking import (
@@ -26,34 +27,12 @@ from wwmdistill.masking import (
     greedy_select,
     mask_shard,
 )
+from wwmdistill.segment import SEGMENTED_SCHEMA
 from wwmdistill.tokenizer import TokenizerSettings, load_tokenizer, train_wordpiece
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared/data/corpus/CLUECorpusSmall_bert_sampled.txt"
-SEGMENTED_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("text", pa.string()),
-        ("gold_word_ends", pa.list_(pa.int32())),
-        ("word_ends", pa.list_(pa.int32())),
-    ]
-)
 CLOSERS = SENTENCE_END_CHARS + "”’」』）)》】"
 # A word far longer than a short instance (and unseen by the tokenizer): it must be hard-cut.
 LONG_WORD_DOC = "这是一个测试。" + "qzxjvkwpyf" * 9 + "结束了。"
-
-
-def _clue_docs(max_lines: int) -> list[str]:
-    if not CORPUS.is_file():
-        pytest.fail(f"real corpus missing: {CORPUS}")
-    docs, cur = [], []
-    with CORPUS.open(encoding="utf-8") as f:
-        for line in itertools.islice(f, max_lines):
-            if line.strip():
-                cur.append(line.rstrip("\n"))
-            elif cur:
-                docs.append("\n".join(cur))
-                cur = []
-    return docs + (["\n".join(cur)] if cur else [])
 
 
 def _jieba_ends(text: str) -> list[int]:
@@ -195,7 +174,7 @@ def _check_shard(path: Path, tok, texts, ends, settings: MaskingSettings) -> dic
 @pytest.fixture(scope="module")
 def zh(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("zh")
-    texts = [*_clue_docs(1200), LONG_WORD_DOC]
+    texts = [*clue_docs(1200), LONG_WORD_DOC]
     ends = [_jieba_ends(t) for t in texts]
     segmented = _write_segmented(root / "segmented.arrow", texts, ends)
     corpus = root / "corpus.arrow"

@@ -8,11 +8,10 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
+from samples import CLUE_CORPUS, write_corpus_shard
 from transformers import AutoTokenizer
 
-from wwmdistill.arrow_io import ArrowShardWriter
 from wwmdistill.tokenizer import (
     SPECIAL_TOKENS,
     TokenizerSettings,
@@ -24,11 +23,6 @@ from wwmdistill.tokenizer import (
     train_wordpiece,
 )
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared/data/corpus/CLUECorpusSmall_bert_sampled.txt"
-CORPUS_SCHEMA = pa.schema(
-    [("doc_id", pa.string()), ("text", pa.string()), ("gold_word_ends", pa.list_(pa.int32()))]
-)
-
 
 def _is_cjk(ch: str) -> bool:
     return unicodedata.name(ch, "").startswith("CJK UNIFIED IDEOGRAPH")
@@ -36,24 +30,16 @@ def _is_cjk(ch: str) -> bool:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[str]]:
-    if not CORPUS.is_file():
-        pytest.fail(f"real corpus missing: {CORPUS}")
-    with CORPUS.open(encoding="utf-8") as f:
+    if not CLUE_CORPUS.is_file():
+        pytest.fail(f"real corpus missing: {CLUE_CORPUS}")
+    with CLUE_CORPUS.open(encoding="utf-8") as f:
         lines = [line.strip() for line in itertools.islice(f, 1500) if line.strip()]
     root = tmp_path_factory.mktemp("corpus")
-    shards = []
     # Two shards, so training reads more than one.
+    shards = []
     for i, part in enumerate((lines[::2], lines[1::2])):
-        path = root / f"{i:05d}.arrow"
-        with ArrowShardWriter(path, CORPUS_SCHEMA, stage="corpus", fingerprint=f"c{i}") as w:
-            w.write(
-                {
-                    "doc_id": [f"{i}-{j}" for j in range(len(part))],
-                    "text": part,
-                    "gold_word_ends": [None] * len(part),
-                }
-            )
-        shards.append(path)
+        ids = [f"{i}-{j}" for j in range(len(part))]
+        shards.append(write_corpus_shard(root / f"{i:05d}.arrow", ids, part, f"c{i}"))
     return shards, lines
 
 

@@ -1,0 +1,37 @@
+"""Real sample text for tests: the CLUE corpus sample in ../shared/data, and corpus shards of it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from wwmdistill.arrow_io import ArrowShardWriter
+from wwmdistill.corpus import CORPUS_SCHEMA
+
+CLUE_CORPUS = (
+    Path(__file__).resolve().parents[2] / "shared/data/corpus/CLUECorpusSmall_bert_sampled.txt"
+)
+
+
+def clue_docs(max_lines: int) -> list[str]:
+    """Documents of the first `max_lines` lines (blank lines separate documents)."""
+    if not CLUE_CORPUS.is_file():
+        pytest.fail(f"real corpus missing: {CLUE_CORPUS}")
+    docs, cur = [], []
+    with CLUE_CORPUS.open(encoding="utf-8") as f:
+        for line in itertools.islice(f, max_lines):
+            if line.strip():
+                cur.append(line.rstrip("\n"))
+            elif cur:
+                docs.append("\n".join(cur))
+                cur = []
+    return docs + (["\n".join(cur)] if cur else [])
+
+
+def write_corpus_shard(path: Path, doc_ids: list[str], texts: list[str], fp: str) -> Path:
+    """A corpus-stage shard of these documents, without gold segmentation."""
+    with ArrowShardWriter(path, CORPUS_SCHEMA, stage="corpus", fingerprint=fp) as writer:
+        writer.write({"doc_id": doc_ids, "text": texts, "gold_word_ends": [None] * len(texts)})
+    return path
