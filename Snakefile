@@ -11,16 +11,25 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
+include: "rules/common.smk"
+
+
 wildcard_constraints:
     shard=r"\d{5}",
+    seed=r"\d+",
+    task=alternatives(TASKS),
+    model=alternatives(MODELS),
+    student=alternatives(MODELS[1:]),
 
 
-include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/segment.smk"
 include: "rules/teacher.smk"
 include: "rules/mask.smk"
 include: "rules/general.smk"
+include: "rules/tasks.smk"
+include: "rules/finetune.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:
@@ -31,3 +40,5 @@ rule all:
         segmenter_eval=segmenter_eval_targets(),
         teacher="results/teacher/model",
         students=expand("results/general/{student}", student=sorted(config["students"])),
+        report="results/report.md",
+        model_cards=expand("results/models/{student}", student=sorted(config["students"])),

@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 from wwmdistill.download import source_inputs
+from wwmdistill.tasks import task_input_files
 
 DOWNLOAD_DIR = Path("results/download")
 DATA_ROOT = Path(config["data_root"])
@@ -83,3 +84,46 @@ def student_logits(wildcards):
     if config["students"][wildcards.student]["mode"] != "cached":
         return []
     return training_shards("teacher/logits")
+
+
+# Tasks and the models evaluated on them: the teacher and every general student.
+TASKS = sorted(config["tasks"])
+MODELS = ["teacher", *sorted(config["students"])]
+SEEDS = config["evaluation"]["seeds"]
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly these names (or nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def task_block(wildcards):
+    """What builds the task's Arrow files: its block less the fine-tuning recipe."""
+    spec = canonical(config["tasks"][wildcards.task])
+    return {key: value for key, value in spec.items() if key != "finetune"}
+
+
+def finetune_block(wildcards):
+    return canonical(config["tasks"][wildcards.task]["finetune"])
+
+
+def task_files(wildcards):
+    return [
+        str(path)
+        for path in task_input_files(wildcards.task, task_block(wildcards), DATA_ROOT)
+    ]
+
+
+def base_model(wildcards):
+    """The directory a model name stands for: the teacher's or a general student's."""
+    if wildcards.model == "teacher":
+        return "results/teacher/model"
+    return f"results/general/{wildcards.model}"
+
+
+def finetuned_predictions(task):
+    return expand(f"results/eval/{task}/{{model}}/seed{{seed}}", model=MODELS, seed=SEEDS)
+
+
+def evaluation_targets():
+    return expand("results/eval/{task}.json", task=TASKS)

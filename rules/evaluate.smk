@@ -1,0 +1,109 @@
+# evaluation: the speed table per model, the comparison per task, the report and model cards
+
+
+rule bench:
+    input:
+        model=base_model,
+    output:
+        bench="results/bench/{model}.json",
+    params:
+        speed=block("evaluation")["speed"],
+    log:
+        "results/logs/bench/{model}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/bench.py"
+
+
+rule evaluate:
+    input:
+        task="results/tasks/{task}",
+        predictions=lambda wildcards: finetuned_predictions(wildcards.task),
+    output:
+        eval=report(
+            "results/eval/{task}.json",
+            caption="../report/eval_table.rst",
+            category="Evaluation",
+            labels={"task": "{task}"},
+        ),
+    params:
+        task=lambda wildcards: canonical(config["tasks"][wildcards.task]),
+        evaluation=block("evaluation"),
+        models=MODELS,
+    log:
+        "results/logs/evaluate/{task}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule report:
+    input:
+        evals=evaluation_targets(),
+        bench=expand("results/bench/{model}.json", model=MODELS),
+        teacher="results/teacher/model",
+        students=expand("results/general/{student}", student=MODELS[1:]),
+    output:
+        markdown="results/report.md",
+        tables=report(
+            "results/report/tables.html",
+            caption="../report/report.rst",
+            category="Report",
+        ),
+        losses=report(
+            "results/report/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Report",
+        ),
+        score_speed=report(
+            "results/report/score_vs_speed.png",
+            caption="../report/score_vs_speed.rst",
+            category="Report",
+        ),
+    params:
+        config=canonical(config),
+    log:
+        "results/logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/report.py"
+
+
+rule model_card:
+    input:
+        student="results/general/{student}",
+        teacher="results/teacher/model",
+        evals=evaluation_targets(),
+        bench="results/bench/{student}.json",
+        teacher_bench="results/bench/teacher.json",
+    output:
+        model=directory("results/models/{student}"),
+    params:
+        student=student_block,
+        teacher=block("teacher"),
+        corpus={name: block(name) for name in ("sources", "corpus", "segmentation", "masking")},
+    log:
+        "results/logs/model_card/{student}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/model_card.py"

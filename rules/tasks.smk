@@ -1,0 +1,23 @@
+# task data: official files under data_root (or downloaded), one Arrow file per split
+
+
+rule task_data:
+    input:
+        files=task_files,
+    output:
+        task=directory("results/tasks/{task}"),
+    params:
+        task=task_block,
+        data_root=config["data_root"],
+        download_dir="results/download/tasks",
+        seed=config["seed"],
+    log:
+        "results/logs/tasks/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/wwmdistill.yaml"
+    script:
+        "../workflow_scripts/task_data.py"

@@ -1,0 +1,149 @@
+"""One task's comparison table: every model's dev scores over seeds, its size and its speed.
+
+The rows come from the prediction directories of fine-tuning (and, later, task distillation):
+each holds the scores.json of one model and seed. Speed is measured here, on the fine-tuned
+model of the first seed, at the task's sequence length; size and parameters are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wwmdistill.arrow_io import ArtifactError, write_json
+from wwmdistill.distill.student import count_parameters
+from wwmdistill.finetune import METRICS, PRIMARY_METRIC
+from wwmdistill.speed import measure_speed, model_size_mb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One model on one task: where its per-seed scores are (seed -> predictions dir)."""
+
+    model: str
+    stage: str
+    base: str
+    predictions: Mapping[int, Path]
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    repeats: int = 5
+    warmup: int = 2
+
+
+def _scores(row: EvalRow, task: str) -> tuple[dict[str, dict[str, float]], list[Path], str]:
+    per_seed, model_dirs, kinds = {}, [], set()
+    for seed, directory in sorted(row.predictions.items()):
+        path = Path(directory) / "scores.json"
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing; rerun the fine-tuning of {row.model}")
+        scores = json.loads(path.read_text(encoding="utf-8"))
+        if scores.get("task") != task or int(scores.get("seed", -1)) != seed:
+            raise ArtifactError(
+                f"{path}: holds task {scores.get('task')!r} seed {scores.get('seed')}, expected "
+                f"{task!r} seed {seed}"
+            )
+        per_seed[str(seed)] = scores["dev"]
+        model_dirs.append(Path(scores["model_dir"]))
+        kinds.add(scores["metric"])
+    if len(kinds) != 1:
+        raise ArtifactError(f"{row.model} on {task}: mixed metrics {sorted(kinds)}")
+    return per_seed, model_dirs, kinds.pop()
+
+
+def _speed(model_dir: Path, kind: str, seq_len: int, settings: SpeedSettings) -> dict[str, Any]:
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+
+    auto = AutoModelForQuestionAnswering if kind == "qa" else AutoModelForSequenceClassification
+    model = auto.from_pretrained(model_dir)
+    speed: dict[str, Any] = {"seq_len": seq_len}
+    speed["cpu"] = measure_speed(
+        model, seq_len, device="cpu", repeats=settings.repeats, warmup=settings.warmup
+    )
+    speed["gpu"] = (
+        measure_speed(
+            model.to("cuda"),
+            seq_len,
+            device="cuda",
+            repeats=settings.repeats,
+            warmup=settings.warmup,
+        )
+        if torch.cuda.is_available()
+        else None
+    )
+    return speed | {"parameters": count_parameters(model)}
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or not reference:
+        return None
+    return value / reference
+
+
+def build_eval(
+    task: str,
+    kind: str,
+    rows: Sequence[EvalRow],
+    seq_len: int,
+    out_path: Path,
+    *,
+    config: Mapping[str, Any],
+    speed: SpeedSettings = SpeedSettings(),
+) -> dict[str, Any]:
+    """Write results/eval/{task}.json: scores per seed, max and mean, size, speed, relative."""
+    if kind not in PRIMARY_METRIC:
+        raise ValueError(f"task {task}: unknown kind {kind!r}")
+    if not any(row.model == "teacher" for row in rows):
+        raise ValueError(f"task {task}: no teacher row to compare the students with")
+    metric, names = PRIMARY_METRIC[kind], METRICS[kind]
+    table = []
+    for row in rows:
+        per_seed, model_dirs, row_metric = _scores(row, task)
+        if row_metric != metric:
+            raise ArtifactError(f"{row.model} on {task}: scored with {row_metric}, not {metric}")
+        measured = _speed(model_dirs[0], kind, seq_len, speed)
+        table.append(
+            {
+                "model": row.model,
+                "stage": row.stage,
+                "base": row.base,
+                "scores": per_seed,
+                "max": {n: max(s[n] for s in per_seed.values()) for n in names},
+                "mean": {n: statistics.fmean(s[n] for s in per_seed.values()) for n in names},
+                "parameters": measured.pop("parameters"),
+                "size_mb": model_size_mb(model_dirs[0]),
+                "speed": measured,
+            }
+        )
+        log.info("%s on %s: mean %s, speed %s", row.model, task, table[-1]["mean"], measured)
+    teacher = next(r for r in table if r["model"] == "teacher")
+    for entry in table:
+        cpu, teacher_cpu = entry["speed"]["cpu"], teacher["speed"]["cpu"]
+        entry["relative"] = {
+            "score": _ratio(entry["mean"][metric], teacher["mean"][metric]),
+            "throughput": _ratio(cpu["throughput_b16"], teacher_cpu["throughput_b16"]),
+            "latency_speedup": _ratio(teacher_cpu["latency_ms_b1"], cpu["latency_ms_b1"]),
+            "parameters": _ratio(entry["parameters"], teacher["parameters"]),
+        }
+    result = {
+        "task": task,
+        "kind": kind,
+        "metric": metric,
+        "metrics": names,
+        "seeds": sorted({int(s) for r in table for s in r["scores"]}),
+        "seq_len": seq_len,
+        "rows": table,
+        "config": dict(config),
+    }
+    write_json(out_path, result)
+    return result

@@ -1,0 +1,435 @@
+"""Fine-tuning a model on a task: sequence classification or span QA, with the Trainer.
+
+The teacher and every general student are fine-tuned with the same recipe (CLUE's by default),
+evaluated on dev as training goes, and the best dev checkpoint is what is kept. Checkpoints live
+outside the rule output and a rerun resumes from the newest, so a kill loses at most one
+evaluation interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.metrics import accuracy, cmrc2018_scores
+from wwmdistill.models import model_fingerprint, weight_files
+from wwmdistill.qa import decode_answers, eval_features, train_features
+from wwmdistill.settings import known_keys
+from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+from wwmdistill.training import (
+    PRECISIONS,
+    TrainingSettings,
+    resume_checkpoint,
+    training_arguments,
+)
+
+log = logging.getLogger(__name__)
+
+# The files a fine-tuned model's predictions are written to: CLUE's submission names its
+# files {task}_predict.json; CMRC2018 and DRCD take one {question_id: answer} object.
+DEV_PREDICTIONS = {"classification": "dev_predictions.jsonl", "qa": "dev_predictions.json"}
+PRIMARY_METRIC = {"classification": "accuracy", "qa": "f1"}
+METRICS = {"classification": ["accuracy"], "qa": ["em", "f1", "average"]}
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """A task's fine-tuning recipe; CLUE's (lr 2e-5, batch 16, length 128, 3 epochs) by default."""
+
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 2.0e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_seq_len: int = 128
+    evals_per_epoch: int = 1
+    logging_steps: int = 25
+    precision: str = "auto"
+    processes: int = 1
+    # Span QA only.
+    doc_stride: int = 128
+    max_query_len: int = 64
+    max_answer_len: int = 30
+    n_best: int = 20
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None, where: str) -> FinetuneSettings:
+        settings = cls(**known_keys(cls, block, where))
+        if settings.precision not in PRECISIONS:
+            raise ValueError(
+                f"config {where}.precision: {settings.precision!r} not in {PRECISIONS}"
+            )
+        positive = ("batch_size", "eval_batch_size", "max_seq_len", "evals_per_epoch")
+        positive += ("logging_steps", "processes", "doc_stride", "max_query_len")
+        positive += ("max_answer_len", "n_best")
+        for name in positive:
+            if getattr(settings, name) < 1:
+                raise ValueError(f"config {where}.{name}: must be at least 1")
+        if settings.epochs <= 0 and settings.max_steps is None:
+            raise ValueError(f"config {where}.epochs: must be positive (or set max_steps)")
+        if settings.max_steps is not None and settings.max_steps < 1:
+            raise ValueError(f"config {where}.max_steps: must be at least 1")
+        return settings
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's splits as read from results/tasks/{task}/."""
+
+    name: str
+    kind: str
+    labels: list[str]
+    splits: dict[str, pa.Table]
+    labelled: dict[str, bool]
+    fingerprints: dict[str, str]
+
+
+def load_task(task_dir: str | Path) -> TaskData:
+    task_dir = Path(task_dir)
+    splits, labelled, fps, meta = {}, {}, {}, {}
+    for split in ("train", "dev", "test"):
+        path = task_dir / f"{split}.arrow"
+        if not path.exists():
+            continue
+        shard = open_shard(path, stage="task")
+        splits[split] = shard.read_all()
+        labelled[split] = bool(shard.meta.get("labelled", True))
+        fps[split] = shard.fingerprint
+        meta = shard.meta
+    for needed in ("train", "dev"):
+        if needed not in splits:
+            raise FileNotFoundError(f"{task_dir}: no {needed}.arrow; a task needs train and dev")
+    if meta.get("kind") not in PRIMARY_METRIC:
+        raise ValueError(f"{task_dir}: unknown task kind {meta.get('kind')!r}")
+    return TaskData(
+        name=str(meta.get("task", task_dir.name)),
+        kind=meta["kind"],
+        labels=list(meta.get("labels") or []),
+        splits=splits,
+        labelled=labelled,
+        fingerprints=fps,
+    )
+
+
+def _classification_inputs(table: pa.Table, tokenizer, max_len: int) -> dict[str, list]:
+    text_a = table.column("text_a").to_pylist()
+    text_b = table.column("text_b").to_pylist()
+    pair = any(b is not None for b in text_b)
+    encoded = tokenizer(
+        text_a,
+        [b or "" for b in text_b] if pair else None,
+        truncation=True,
+        max_length=max_len,
+    )
+    return {key: encoded[key] for key in ("input_ids", "token_type_ids", "attention_mask")}
+
+
+def _dataset(columns: dict[str, list]):
+    from datasets import Dataset
+
+    return Dataset.from_dict(columns)
+
+
+def _examples(table: pa.Table) -> dict[str, list]:
+    return {name: table.column(name).to_pylist() for name in table.column_names}
+
+
+class _Predictor:
+    """Turns a model's raw outputs on one split into predictions and scores."""
+
+    def __init__(self, task: TaskData, split: str, tokenizer, settings: FinetuneSettings):
+        self.task, self.split, self.settings = task, split, settings
+        table = task.splits[split]
+        self.ids = [str(i) for i in table.column("id").to_pylist()]
+        if task.kind == "classification":
+            self.labels = table.column("label").to_numpy()
+            self.dataset = _dataset(_classification_inputs(table, tokenizer, settings.max_seq_len))
+        else:
+            self.examples = _examples(table)
+            features = eval_features(
+                self.examples,
+                tokenizer,
+                settings.max_seq_len,
+                settings.doc_stride,
+                settings.max_query_len,
+            )
+            self.features = features
+            inputs = ("input_ids", "token_type_ids", "attention_mask")
+            self.dataset = _dataset({key: features[key] for key in inputs})
+
+    def predictions(self, raw: Any) -> dict[str, Any]:
+        """id -> predicted label index (classification) or answer text (QA)."""
+        if self.task.kind == "classification":
+            logits = raw[0] if isinstance(raw, tuple) else raw
+            return dict(zip(self.ids, np.asarray(logits).argmax(-1).tolist(), strict=True))
+        start, end = raw
+        return decode_answers(
+            self.examples,
+            self.features,
+            np.asarray(start),
+            np.asarray(end),
+            n_best=self.settings.n_best,
+            max_answer_len=self.settings.max_answer_len,
+        )
+
+    def scores(self, predicted: dict[str, Any]) -> dict[str, float]:
+        if self.task.kind == "classification":
+            return {"accuracy": accuracy([predicted[i] for i in self.ids], self.labels.tolist())}
+        gold = dict(zip(self.ids, self.examples["answers"], strict=True))
+        scores = cmrc2018_scores(gold, predicted)
+        return {key: scores[key] for key in METRICS["qa"]}
+
+
+def _trainer_class(predictor: _Predictor):
+    """A Trainer whose evaluation scores the dev split with the task's official metric."""
+    from transformers import Trainer
+
+    class TaskTrainer(Trainer):
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            output = self.predict(predictor.dataset, metric_key_prefix=metric_key_prefix)
+            scores = predictor.scores(predictor.predictions(output.predictions))
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(
+                self.args, self.state, self.control, metrics
+            )
+            return metrics
+
+    return TaskTrainer
+
+
+def _load_model(model_dir: Path, task: TaskData):
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+
+    if task.kind == "qa":
+        return AutoModelForQuestionAnswering.from_pretrained(model_dir)
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_dir,
+        num_labels=len(task.labels),
+        id2label=dict(enumerate(task.labels)),
+        label2id={label: i for i, label in enumerate(task.labels)},
+    )
+
+
+def _train_dataset(task: TaskData, tokenizer, settings: FinetuneSettings):
+    table = task.splits["train"]
+    if task.kind == "classification":
+        columns = _classification_inputs(table, tokenizer, settings.max_seq_len)
+        labels = table.column("label").to_pylist()
+        if min(labels, default=0) < 0:
+            raise ValueError(f"task {task.name}: the train split has unlabelled rows")
+        return _dataset(columns | {"labels": labels})
+    features = train_features(
+        _examples(table),
+        tokenizer,
+        settings.max_seq_len,
+        settings.doc_stride,
+        settings.max_query_len,
+    )
+    return _dataset(features)
+
+
+def _schedule(train_rows: int, settings: FinetuneSettings, world_size: int) -> tuple[int, int]:
+    """(max_steps, eval_steps): evaluate (and checkpoint) evals_per_epoch times an epoch."""
+    per_step = settings.batch_size * world_size
+    steps_per_epoch = max(1, math.ceil(train_rows / per_step))
+    max_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
+    eval_steps = max(1, min(max_steps, steps_per_epoch // settings.evals_per_epoch))
+    return max_steps, eval_steps
+
+
+def _write_predictions(
+    out: Path, task: TaskData, split: str, predicted: dict[str, Any], *, submission: bool
+) -> Path:
+    """Predictions in the task's official format: CLUE lines or a CMRC/DRCD object."""
+    import json
+
+    if task.kind == "qa":
+        path = out / ("test_predictions.json" if submission else f"{split}_predictions.json")
+        path.write_text(json.dumps(predicted, ensure_ascii=False, indent=1) + "\n", "utf-8")
+        return path
+    path = out / (f"{task.name}_predict.json" if submission else f"{split}_predictions.jsonl")
+    with path.open("w", encoding="utf-8") as handle:
+        for row_id, label in predicted.items():
+            # CLUE's submission checker wants the integer ids of its test files.
+            value: Any = int(row_id) if submission and row_id.isdigit() else row_id
+            record = {"id": value, "label": task.labels[label]}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def run_finetune(
+    task_dir: Path,
+    model_dir: Path,
+    out_dir: Path,
+    predictions_dir: Path,
+    checkpoint_dir: Path,
+    settings: FinetuneSettings,
+    seed: int,
+    *,
+    model_name: str,
+    callbacks: list | None = None,
+) -> dict[str, Any]:
+    """Fine-tune `model_dir` on the task in `task_dir`; keep the best dev checkpoint.
+
+    Writes `out_dir` (the model, its tokenizer files, metrics.json) and `predictions_dir` (dev
+    predictions in the official format, scores.json, and CLUE submission files for an
+    unlabelled test split). Returns the metrics.
+    """
+    from transformers import DataCollatorWithPadding, TrainerState, set_seed
+
+    task_dir, model_dir, out_dir = Path(task_dir), Path(model_dir), Path(out_dir)
+    predictions_dir, checkpoint_dir = Path(predictions_dir), Path(checkpoint_dir)
+    task = load_task(task_dir)
+    where = f"tasks.{task.name}.finetune"
+    tokenizer = load_tokenizer(model_dir)
+    set_seed(seed)
+    model = _load_model(model_dir, task)
+    if model.config.max_position_embeddings < settings.max_seq_len:
+        raise ValueError(
+            f"config {where}.max_seq_len: {settings.max_seq_len} exceeds {model_dir}'s "
+            f"max_position_embeddings {model.config.max_position_embeddings}"
+        )
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    train = _train_dataset(task, tokenizer, settings)
+    dev = _Predictor(task, "dev", tokenizer, settings)
+    max_steps, eval_steps = _schedule(len(train), settings, world_size)
+    metric = PRIMARY_METRIC[task.kind]
+    training = TrainingSettings(
+        max_steps=max_steps,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_ratio=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        save_steps=eval_steps,
+        logging_steps=settings.logging_steps,
+        precision=settings.precision,
+        processes=settings.processes,
+    )
+    distributed = world_size > 1
+    args = training_arguments(
+        training,
+        checkpoint_dir,
+        seed,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        use_cpu=distributed and not torch.cuda.is_available(),
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+    )
+    run_fp = fingerprint(
+        asdict(settings) | {"logging_steps": None},
+        model_fingerprint(model_dir),
+        task.fingerprints,
+        seed,
+        args.world_size,
+    )
+    with args.main_process_first(desc="checkpoint directory"):
+        resume = resume_checkpoint(checkpoint_dir, run_fp)
+    trainer = _trainer_class(dev)(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=dev.dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=callbacks,
+    )
+    state = None
+    if resume:
+        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+    if state is not None and state.global_step >= max_steps:
+        # Killed after its last checkpoint: the Trainer would take one step too many.
+        log.info("%s already reached %d steps: loading its best checkpoint", resume, max_steps)
+        trainer.state = state
+        trainer.model = _load_model(Path(state.best_model_checkpoint or resume), task)
+        trainer.model_wrapped = trainer.model
+    else:
+        if resume:
+            log.info("resuming %s fine-tuning from %s", where, resume)
+        trainer.train(resume_from_checkpoint=resume)
+    best_model = trainer.model
+    dev_predicted = dev.predictions(trainer.predict(dev.dataset).predictions)
+    dev_scores = dev.scores(dev_predicted)
+    test = None
+    if "test" in task.splits and not task.labelled["test"]:
+        test = _Predictor(task, "test", tokenizer, settings)
+        test_predicted = test.predictions(trainer.predict(test.dataset).predictions)
+    metrics: dict[str, Any] = {
+        "task": task.name,
+        "kind": task.kind,
+        "model": model_name,
+        "base_model": str(model_dir),
+        "base_fingerprint": model_fingerprint(model_dir),
+        "seed": seed,
+        "settings": asdict(settings),
+        "dev": dev_scores,
+        "metric": metric,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_metric": trainer.state.best_metric,
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "processes": args.world_size,
+        "rows": {split: table.num_rows for split, table in task.splits.items()},
+        "log_history": trainer.state.log_history,
+    }
+    if not trainer.is_world_process_zero():
+        return metrics
+    with atomic_dir(out_dir) as tmp:
+        best_model.save_pretrained(tmp)
+        for name in TOKENIZER_FILES:
+            if name != "config.json" and (model_dir / name).is_file():
+                shutil.copyfile(model_dir / name, tmp / name)
+        write_json(tmp / "metrics.json", metrics)
+    with atomic_dir(predictions_dir) as tmp:
+        _write_predictions(tmp, task, "dev", dev_predicted, submission=False)
+        if test is not None:
+            _write_predictions(tmp, task, "test", test_predicted, submission=True)
+        write_json(
+            tmp / "scores.json",
+            {
+                "task": task.name,
+                "model": model_name,
+                "seed": seed,
+                "dev": dev_scores,
+                "metric": metric,
+                "model_dir": str(out_dir),
+                "size_mb": sum(p.stat().st_size for p in weight_files(out_dir)) / 2**20,
+            },
+        )
+    log.info("%s on %s (seed %d): dev %s", model_name, task.name, seed, dev_scores)
+    return metrics
+
+
+def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """run_finetune from a JSON-able dict of its arguments; `settings` is the finetune block."""
+    return run_finetune(
+        Path(arguments["task_dir"]),
+        Path(arguments["model_dir"]),
+        Path(arguments["out_dir"]),
+        Path(arguments["predictions_dir"]),
+        Path(arguments["checkpoint_dir"]),
+        FinetuneSettings.from_config(arguments["settings"], arguments["where"]),
+        int(arguments["seed"]),
+        model_name=arguments["model_name"],
+    )
+
+
+if __name__ == "__main__":
+    from wwmdistill.launch import main
+
+    main(run_from_arguments)

@@ -1,0 +1,30 @@
+"""Snakemake adapter for rule evaluate: the comparison table of one task."""
+
+from pathlib import Path
+
+from wwmdistill.evaluation import EvalRow, SpeedSettings, build_eval
+from wwmdistill.finetune import load_task
+from wwmdistill.job import job
+
+task_spec = snakemake.params.task
+evaluation = snakemake.params.evaluation
+seeds = evaluation["seeds"]
+with job(snakemake.log[0], snakemake.threads):
+    task = load_task(Path(snakemake.input.task))
+    # The inputs come model by model, seed by seed (the order of expand in the rule).
+    directories = iter(snakemake.input.predictions)
+    rows = [
+        EvalRow(model, "finetune", model, {seed: Path(next(directories)) for seed in seeds})
+        for model in snakemake.params.models
+    ]
+    build_eval(
+        snakemake.wildcards.task,
+        task.kind,
+        rows,
+        task_spec["finetune"]["max_seq_len"],
+        Path(snakemake.output.eval),
+        config={"task": task_spec, "evaluation": evaluation},
+        speed=SpeedSettings(
+            repeats=evaluation["speed"]["repeats"], warmup=evaluation["speed"]["warmup"]
+        ),
+    )

@@ -1,0 +1,16 @@
+"""Snakemake adapter for rule task_data: one task's splits as Arrow files."""
+
+from pathlib import Path
+
+from wwmdistill.job import job
+from wwmdistill.tasks import build_task
+
+with job(snakemake.log[0], snakemake.threads):
+    build_task(
+        snakemake.wildcards.task,
+        dict(snakemake.params.task),
+        Path(snakemake.params.data_root),
+        Path(snakemake.params.download_dir),
+        Path(snakemake.output.task),
+        seed=int(snakemake.params.seed),
+    )
