@@ -70,7 +70,7 @@ class _Incomplete(Exception):
     """The connection ended before the whole body arrived; worth resuming."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -154,7 +154,7 @@ def fetch_url(
     _check_url(url)
     dest = Path(dest)
     expected = sha256.lower() if sha256 else None
-    if dest.exists() and (expected is None or _sha256(dest) == expected):
+    if dest.exists() and (expected is None or sha256_file(dest) == expected):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -182,7 +182,7 @@ def fetch_url(
         log.warning("%s: %s; retrying in %.1fs", url, problem, delay)
         time.sleep(delay)
     if expected is not None:
-        actual = _sha256(part)
+        actual = sha256_file(part)
         if actual != expected:
             part.unlink()
             raise ChecksumError(

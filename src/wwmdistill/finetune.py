@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from wwmdistill.metrics import accuracy, cmrc2018_scores
 from wwmdistill.models import model_fingerprint, weight_files
 from wwmdistill.qa import decode_answers, eval_features, train_features
 from wwmdistill.settings import known_keys
-from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     PRECISIONS,
     TrainingSettings,
@@ -391,9 +390,7 @@ def run_finetune(
         return metrics
     with atomic_dir(out_dir) as tmp:
         best_model.save_pretrained(tmp)
-        for name in TOKENIZER_FILES:
-            if name != "config.json" and (model_dir / name).is_file():
-                shutil.copyfile(model_dir / name, tmp / name)
+        copy_tokenizer_files(model_dir, tmp)
         write_json(tmp / "metrics.json", metrics)
     with atomic_dir(predictions_dir) as tmp:
         _write_predictions(tmp, task, "dev", dev_predicted, submission=False)

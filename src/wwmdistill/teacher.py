@@ -8,7 +8,6 @@ rule output and a rerun resumes from the newest one, so a killed job loses at mo
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from wwmdistill.models import (
     model_fingerprint,
 )
 from wwmdistill.settings import known_keys
-from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+from wwmdistill.tokenizer import TOKENIZER_FILES, copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     ModelSize,
     TrainingSettings,
@@ -256,10 +255,7 @@ def build_teacher(
     )
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(str(tmp))
-        for name in TOKENIZER_FILES:
-            # The tokenizer dir's config.json (a fetched teacher's) must not replace the model's.
-            if name != "config.json" and (tokenizer_dir / name).is_file():
-                shutil.copy2(tokenizer_dir / name, tmp / name)
+        copy_tokenizer_files(tokenizer_dir, tmp)
         info = {
             "source": settings.source,
             "revision": settings.revision,

@@ -159,6 +159,16 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     return tok
 
 
+def copy_tokenizer_files(tokenizer_dir: Path, model_dir: Path) -> None:
+    """Put the tokenizer's files, byte for byte, beside a saved model.
+
+    The tokenizer dir's config.json (a fetched teacher's) never replaces the model's own.
+    """
+    for name in TOKENIZER_FILES:
+        if name != "config.json" and (Path(tokenizer_dir) / name).is_file():
+            shutil.copyfile(Path(tokenizer_dir) / name, Path(model_dir) / name)
+
+
 def tokenizer_fingerprint(path: Path) -> str:
     """Digest of the tokenizer files' names and bytes: changes exactly when the tokenization can.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from wwmdistill.distill.student import StudentSettings, count_parameters, init_s
 from wwmdistill.logits import mlm_head, open_logits
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import check_vocab, load_masked_lm, model_fingerprint
-from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
+from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import resume_checkpoint, training_arguments
 
 log = logging.getLogger(__name__)
@@ -460,10 +459,7 @@ def run_general_distillation(
         }
     with atomic_dir(out_dir) as tmp:
         student.save_pretrained(tmp)
-        # The tokenizer's own files, byte for byte, as in the teacher dir.
-        for name in TOKENIZER_FILES:
-            if name != "config.json" and (tokenizer_dir / name).is_file():
-                shutil.copyfile(tokenizer_dir / name, tmp / name)
+        copy_tokenizer_files(tokenizer_dir, tmp)
         write_json(tmp / "metrics.json", metrics)
     log.info("general distillation of %s done: %s", where, {k: metrics[k] for k in ("steps",)})
     return metrics
