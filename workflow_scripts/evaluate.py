@@ -11,11 +11,11 @@ evaluation = snakemake.params.evaluation
 seeds = evaluation["seeds"]
 with job(snakemake.log[0], snakemake.threads):
     task = load_task(Path(snakemake.input.task))
-    # The inputs come model by model, seed by seed (the order of expand in the rule).
+    # The inputs come row by row, seed by seed (rules/common.smk eval_predictions).
     directories = iter(snakemake.input.predictions)
     rows = [
-        EvalRow(model, "finetune", model, {seed: Path(next(directories)) for seed in seeds})
-        for model in snakemake.params.models
+        EvalRow(model, stage, base, {seed: Path(next(directories)) for seed in seeds})
+        for model, stage, base in snakemake.params.rows
     ]
     build_eval(
         snakemake.wildcards.task,

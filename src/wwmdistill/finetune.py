@@ -191,11 +191,10 @@ class _Predictor:
         return {key: scores[key] for key in METRICS["qa"]}
 
 
-def _trainer_class(predictor: _Predictor):
-    """A Trainer whose evaluation scores the dev split with the task's official metric."""
-    from transformers import Trainer
+def _trainer_class(predictor: _Predictor, base: Any):
+    """A `base` Trainer whose evaluation scores the dev split with the task's official metric."""
 
-    class TaskTrainer(Trainer):
+    class TaskTrainer(base):
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             output = self.predict(predictor.dataset, metric_key_prefix=metric_key_prefix)
             scores = predictor.scores(predictor.predictions(output.predictions))
@@ -222,8 +221,8 @@ def _load_model(model_dir: Path, task: TaskData):
     )
 
 
-def _train_dataset(task: TaskData, tokenizer, settings: FinetuneSettings):
-    table = task.splits["train"]
+def train_dataset(task: TaskData, table: pa.Table, tokenizer, settings: FinetuneSettings):
+    """Model inputs and labels of a training table (the train split, or augmented rows)."""
     if task.kind == "classification":
         columns = _classification_inputs(table, tokenizer, settings.max_seq_len)
         labels = table.column("label").to_pylist()
@@ -269,6 +268,158 @@ def _write_predictions(
     return path
 
 
+@dataclass
+class TaskRun:
+    """What one training run on a task needs beyond the Trainer's defaults.
+
+    `trainer_base` is the Trainer class the task trainer derives from (task distillation's
+    loss); `fingerprint` identifies the run so checkpoints of another are never resumed.
+    """
+
+    task: TaskData
+    model: Any
+    tokenizer: Any
+    train: Any
+    collator: Any
+    settings: FinetuneSettings
+    seed: int
+    model_name: str
+    base_dir: Path
+    fingerprint: str
+    trainer_base: Any = None
+    trainer_kwargs: dict[str, Any] | None = None
+
+
+def train_on_task(
+    run: TaskRun,
+    out_dir: Path,
+    predictions_dir: Path,
+    checkpoint_dir: Path,
+    *,
+    callbacks: list | None = None,
+    extra_metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train with dev evaluations, keep the best checkpoint, write the model and predictions."""
+    from transformers import Trainer, TrainerState
+
+    task, settings = run.task, run.settings
+    out_dir, predictions_dir = Path(out_dir), Path(predictions_dir)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    dev = _Predictor(task, "dev", run.tokenizer, settings)
+    max_steps, eval_steps = _schedule(len(run.train), settings, world_size)
+    metric = PRIMARY_METRIC[task.kind]
+    training = TrainingSettings(
+        max_steps=max_steps,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_ratio=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        save_steps=eval_steps,
+        logging_steps=settings.logging_steps,
+        precision=settings.precision,
+        processes=settings.processes,
+    )
+    distributed = world_size > 1
+    args = training_arguments(
+        training,
+        checkpoint_dir,
+        run.seed,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        use_cpu=distributed and not torch.cuda.is_available(),
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+    )
+    with args.main_process_first(desc="checkpoint directory"):
+        resume = resume_checkpoint(Path(checkpoint_dir), fingerprint(run.fingerprint, world_size))
+    trainer = _trainer_class(dev, run.trainer_base or Trainer)(
+        model=run.model,
+        args=args,
+        train_dataset=run.train,
+        eval_dataset=dev.dataset,
+        data_collator=run.collator,
+        callbacks=callbacks,
+        **(run.trainer_kwargs or {}),
+    )
+    state = None
+    if resume:
+        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+    if state is not None and state.global_step >= max_steps:
+        # Killed after its last checkpoint: the Trainer would take one step too many.
+        log.info("%s already reached %d steps: loading its best checkpoint", resume, max_steps)
+        trainer.state = state
+        trainer.model = _load_model(Path(state.best_model_checkpoint or resume), task)
+        trainer.model_wrapped = trainer.model
+    else:
+        if resume:
+            log.info("resuming %s on %s from %s", run.model_name, task.name, resume)
+        trainer.train(resume_from_checkpoint=resume)
+    dev_predicted = dev.predictions(trainer.predict(dev.dataset).predictions)
+    dev_scores = dev.scores(dev_predicted)
+    test = None
+    if "test" in task.splits and not task.labelled["test"]:
+        test = _Predictor(task, "test", run.tokenizer, settings)
+        test_predicted = test.predictions(trainer.predict(test.dataset).predictions)
+    metrics: dict[str, Any] = {
+        "task": task.name,
+        "kind": task.kind,
+        "model": run.model_name,
+        "base_model": str(run.base_dir),
+        "base_fingerprint": model_fingerprint(run.base_dir),
+        "seed": run.seed,
+        "settings": asdict(settings),
+        "dev": dev_scores,
+        "metric": metric,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_metric": trainer.state.best_metric,
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "processes": args.world_size,
+        "rows": {split: table.num_rows for split, table in task.splits.items()},
+        "train_examples": len(run.train),
+        "log_history": trainer.state.log_history,
+        **(extra_metrics or {}),
+    }
+    if not trainer.is_world_process_zero():
+        return metrics
+    with atomic_dir(out_dir) as tmp:
+        trainer.model.save_pretrained(tmp)
+        copy_tokenizer_files(run.base_dir, tmp)
+        write_json(tmp / "metrics.json", metrics)
+    with atomic_dir(predictions_dir) as tmp:
+        _write_predictions(tmp, task, "dev", dev_predicted, submission=False)
+        if test is not None:
+            _write_predictions(tmp, task, "test", test_predicted, submission=True)
+        write_json(
+            tmp / "scores.json",
+            {
+                "task": task.name,
+                "model": run.model_name,
+                "seed": run.seed,
+                "dev": dev_scores,
+                "metric": metric,
+                "model_dir": str(out_dir),
+                "size_mb": sum(p.stat().st_size for p in weight_files(out_dir)) / 2**20,
+            },
+        )
+    log.info("%s on %s (seed %d): dev %s", run.model_name, task.name, run.seed, dev_scores)
+    return metrics
+
+
+def load_task_model(model_dir: Path, task: TaskData, settings: FinetuneSettings, where: str):
+    """The model of `model_dir` with the task's head, checked against the sequence length."""
+    model = _load_model(model_dir, task)
+    if model.config.max_position_embeddings < settings.max_seq_len:
+        raise ValueError(
+            f"config {where}.max_seq_len: {settings.max_seq_len} exceeds {model_dir}'s "
+            f"max_position_embeddings {model.config.max_position_embeddings}"
+        )
+    return model
+
+
 def run_finetune(
     task_dir: Path,
     model_dir: Path,
@@ -287,129 +438,31 @@ def run_finetune(
     predictions in the official format, scores.json, and CLUE submission files for an
     unlabelled test split). Returns the metrics.
     """
-    from transformers import DataCollatorWithPadding, TrainerState, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
-    task_dir, model_dir, out_dir = Path(task_dir), Path(model_dir), Path(out_dir)
-    predictions_dir, checkpoint_dir = Path(predictions_dir), Path(checkpoint_dir)
+    model_dir = Path(model_dir)
     task = load_task(task_dir)
-    where = f"tasks.{task.name}.finetune"
     tokenizer = load_tokenizer(model_dir)
     set_seed(seed)
-    model = _load_model(model_dir, task)
-    if model.config.max_position_embeddings < settings.max_seq_len:
-        raise ValueError(
-            f"config {where}.max_seq_len: {settings.max_seq_len} exceeds {model_dir}'s "
-            f"max_position_embeddings {model.config.max_position_embeddings}"
-        )
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    train = _train_dataset(task, tokenizer, settings)
-    dev = _Predictor(task, "dev", tokenizer, settings)
-    max_steps, eval_steps = _schedule(len(train), settings, world_size)
-    metric = PRIMARY_METRIC[task.kind]
-    training = TrainingSettings(
-        max_steps=max_steps,
-        batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        warmup_ratio=settings.warmup_ratio,
-        weight_decay=settings.weight_decay,
-        save_steps=eval_steps,
-        logging_steps=settings.logging_steps,
-        precision=settings.precision,
-        processes=settings.processes,
-    )
-    distributed = world_size > 1
-    args = training_arguments(
-        training,
-        checkpoint_dir,
-        seed,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        per_device_eval_batch_size=settings.eval_batch_size,
-        load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=True,
-        use_cpu=distributed and not torch.cuda.is_available(),
-        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
-    )
-    run_fp = fingerprint(
-        asdict(settings) | {"logging_steps": None},
-        model_fingerprint(model_dir),
-        task.fingerprints,
-        seed,
-        args.world_size,
-    )
-    with args.main_process_first(desc="checkpoint directory"):
-        resume = resume_checkpoint(checkpoint_dir, run_fp)
-    trainer = _trainer_class(dev)(
+    model = load_task_model(model_dir, task, settings, f"tasks.{task.name}.finetune")
+    run = TaskRun(
+        task=task,
         model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=dev.dataset,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        callbacks=callbacks,
+        tokenizer=tokenizer,
+        train=train_dataset(task, task.splits["train"], tokenizer, settings),
+        collator=DataCollatorWithPadding(tokenizer),
+        settings=settings,
+        seed=seed,
+        model_name=model_name,
+        base_dir=model_dir,
+        fingerprint=fingerprint(
+            asdict(settings) | {"logging_steps": None},
+            model_fingerprint(model_dir),
+            task.fingerprints,
+            seed,
+        ),
     )
-    state = None
-    if resume:
-        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
-    if state is not None and state.global_step >= max_steps:
-        # Killed after its last checkpoint: the Trainer would take one step too many.
-        log.info("%s already reached %d steps: loading its best checkpoint", resume, max_steps)
-        trainer.state = state
-        trainer.model = _load_model(Path(state.best_model_checkpoint or resume), task)
-        trainer.model_wrapped = trainer.model
-    else:
-        if resume:
-            log.info("resuming %s fine-tuning from %s", where, resume)
-        trainer.train(resume_from_checkpoint=resume)
-    best_model = trainer.model
-    dev_predicted = dev.predictions(trainer.predict(dev.dataset).predictions)
-    dev_scores = dev.scores(dev_predicted)
-    test = None
-    if "test" in task.splits and not task.labelled["test"]:
-        test = _Predictor(task, "test", tokenizer, settings)
-        test_predicted = test.predictions(trainer.predict(test.dataset).predictions)
-    metrics: dict[str, Any] = {
-        "task": task.name,
-        "kind": task.kind,
-        "model": model_name,
-        "base_model": str(model_dir),
-        "base_fingerprint": model_fingerprint(model_dir),
-        "seed": seed,
-        "settings": asdict(settings),
-        "dev": dev_scores,
-        "metric": metric,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_metric": trainer.state.best_metric,
-        "steps": trainer.state.global_step,
-        "resumed_from": resume,
-        "processes": args.world_size,
-        "rows": {split: table.num_rows for split, table in task.splits.items()},
-        "log_history": trainer.state.log_history,
-    }
-    if not trainer.is_world_process_zero():
-        return metrics
-    with atomic_dir(out_dir) as tmp:
-        best_model.save_pretrained(tmp)
-        copy_tokenizer_files(model_dir, tmp)
-        write_json(tmp / "metrics.json", metrics)
-    with atomic_dir(predictions_dir) as tmp:
-        _write_predictions(tmp, task, "dev", dev_predicted, submission=False)
-        if test is not None:
-            _write_predictions(tmp, task, "test", test_predicted, submission=True)
-        write_json(
-            tmp / "scores.json",
-            {
-                "task": task.name,
-                "model": model_name,
-                "seed": seed,
-                "dev": dev_scores,
-                "metric": metric,
-                "model_dir": str(out_dir),
-                "size_mb": sum(p.stat().st_size for p in weight_files(out_dir)) / 2**20,
-            },
-        )
-    log.info("%s on %s (seed %d): dev %s", model_name, task.name, seed, dev_scores)
-    return metrics
+    return train_on_task(run, out_dir, predictions_dir, checkpoint_dir, callbacks=callbacks)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,585 @@
+"""TinyBERT's two-stage task distillation, from a fine-tuned teacher into a general student.
+
+Stage 1 teaches the student's intermediate layers (embedding, hidden states through learned
+projections, attention scores) on the (augmented) training set, with the fine-tuned teacher in
+the loop. Stage 2 starts from stage 1 and teaches the prediction layer: soft cross-entropy against
+the teacher's logits (cached once per task), plus an optional hard-label term, keeping the best
+dev checkpoint as fine-tuning does. Span QA distils the start and end logits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from wwmdistill.arrow_io import ArrowShardWriter, atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.distill.layers import AttentionCapture, layer_mapping, mean_of
+from wwmdistill.distill.losses import attention_score_mse, hidden_mse
+from wwmdistill.finetune import (
+    FinetuneSettings,
+    TaskData,
+    TaskRun,
+    load_task,
+    load_task_model,
+    train_dataset,
+    train_on_task,
+)
+from wwmdistill.models import model_fingerprint
+from wwmdistill.settings import known_keys
+from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer, tokenizer_fingerprint
+from wwmdistill.training import TrainingSettings, resume_checkpoint, training_arguments
+
+log = logging.getLogger(__name__)
+
+LOGITS_SCHEMA = {
+    "classification": pa.schema([("logits", pa.list_(pa.float32()))]),
+    "qa": pa.schema(
+        [
+            ("start_logits", pa.list_(pa.float32())),
+            ("end_logits", pa.list_(pa.float32())),
+        ]
+    ),
+}
+# Padding positions of QA logits: no probability mass in either distribution.
+PAD_LOGIT = -1.0e4
+
+
+@dataclass(frozen=True)
+class Stage1Settings:
+    """Intermediate-layer distillation (TinyBERT: 10 epochs on the augmented set)."""
+
+    epochs: float = 10.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 5.0e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    save_steps: int = 500
+    logging_steps: int = 25
+    precision: str = "auto"
+    embedding: float = 1.0
+    hidden: float = 1.0
+    attention: float = 1.0
+    layer_map: Any = "uniform"
+
+
+@dataclass(frozen=True)
+class Stage2Settings:
+    """Prediction-layer distillation (TinyBERT: lr 3e-5, 3 epochs, T = 1)."""
+
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 3.0e-5
+    evals_per_epoch: int = 1
+    temperature: float = 1.0
+    hard_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskDistillSettings:
+    """A task's `task_distill` block; which students and variants run is the workflow's."""
+
+    enabled: bool = False
+    students: tuple[str, ...] | None = None
+    teacher_seed: int | None = None
+    ablation: bool = True
+    stage1: Stage1Settings = field(default_factory=Stage1Settings)
+    stage2: Stage2Settings = field(default_factory=Stage2Settings)
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None, where: str) -> TaskDistillSettings:
+        raw = known_keys(cls, block, where)
+        stage1 = Stage1Settings(**known_keys(Stage1Settings, raw.get("stage1"), f"{where}.stage1"))
+        stage2 = Stage2Settings(**known_keys(Stage2Settings, raw.get("stage2"), f"{where}.stage2"))
+        for name, stage in (("stage1", stage1), ("stage2", stage2)):
+            if stage.epochs <= 0 and stage.max_steps is None:
+                raise ValueError(f"config {where}.{name}.epochs: must be positive")
+            if stage.batch_size < 1:
+                raise ValueError(f"config {where}.{name}.batch_size: must be at least 1")
+        if stage2.temperature <= 0:
+            raise ValueError(f"config {where}.stage2.temperature: must be positive")
+        if isinstance(stage1.layer_map, list):
+            stage1 = replace(stage1, layer_map=tuple(stage1.layer_map))
+        students = raw.get("students")
+        return cls(
+            enabled=bool(raw.get("enabled", False)),
+            students=None if students is None else tuple(students),
+            teacher_seed=raw.get("teacher_seed"),
+            ablation=bool(raw.get("ablation", True)),
+            stage1=stage1,
+            stage2=stage2,
+        )
+
+
+def _rows(path: Path, augmented: bool) -> tuple[pa.Table, dict[str, Any], str]:
+    """The augmented train rows (all, or the originals only for the no-augmentation ablation)."""
+    shard = open_shard(path, stage="augment", columns=("origin", "augmented"))
+    table = shard.read_all()
+    if not augmented:
+        mask = pa.compute.invert(table.column("augmented"))
+        table = table.filter(mask)
+    return table, shard.meta, shard.fingerprint
+
+
+def _task_table(table: pa.Table, task: TaskData) -> pa.Table:
+    names = task.splits["train"].column_names
+    return table.select(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# The teacher's logits on the augmented set, once per task
+
+
+def cache_task_logits(
+    augmented_path: Path,
+    task_dir: Path,
+    teacher_dir: Path,
+    out_path: Path,
+    settings: FinetuneSettings,
+    *,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """The fine-tuned teacher's logits on every augmented row (QA: every training window)."""
+    from tqdm import tqdm
+    from transformers import DataCollatorWithPadding
+
+    task = load_task(task_dir)
+    table, meta, augment_fp = _rows(Path(augmented_path), augmented=True)
+    tokenizer = load_tokenizer(teacher_dir)
+    model = load_task_model(Path(teacher_dir), task, settings, f"tasks.{task.name}.finetune")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    features = train_dataset(task, _task_table(table, task), tokenizer, settings)
+    inputs = features.select_columns(["input_ids", "token_type_ids", "attention_mask"])
+    collate = DataCollatorWithPadding(tokenizer)
+    # Length-sorted batches waste no time on padding; rows are written back in their order.
+    order = np.argsort([len(ids) for ids in inputs["input_ids"]], kind="stable")
+    results: list[Any] = [None] * len(inputs)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="teacher logits", unit="batch"):
+            index = order[start : start + batch_size].tolist()
+            batch = {k: v.to(device) for k, v in collate([inputs[i] for i in index]).items()}
+            out = model(**batch)
+            lengths = batch["attention_mask"].sum(1).tolist()
+            for j, row in enumerate(index):
+                if task.kind == "classification":
+                    results[row] = out.logits[j].float().cpu().numpy()
+                else:
+                    n = lengths[j]
+                    results[row] = (
+                        out.start_logits[j, :n].float().cpu().numpy(),
+                        out.end_logits[j, :n].float().cpu().numpy(),
+                    )
+    if task.kind == "classification":
+        columns = {"logits": [r.tolist() for r in results]}
+    else:
+        columns = {
+            "start_logits": [r[0].tolist() for r in results],
+            "end_logits": [r[1].tolist() for r in results],
+        }
+    teacher_fp = model_fingerprint(teacher_dir)
+    cache_meta = {
+        "task": task.name,
+        "kind": task.kind,
+        "augment_fingerprint": augment_fp,
+        "teacher_fingerprint": teacher_fp,
+        "tokenizer_fingerprint": tokenizer_fingerprint(Path(teacher_dir)),
+        "settings": asdict(settings),
+        "rows": table.num_rows,
+    }
+    with ArrowShardWriter(
+        out_path,
+        LOGITS_SCHEMA[task.kind],
+        stage="task_logits",
+        fingerprint=fingerprint(cache_meta),
+        meta=cache_meta,
+    ) as writer:
+        writer.write(columns)
+    log.info("teacher logits of %d %s rows -> %s", len(results), task.name, out_path)
+    return cache_meta
+
+
+def _open_task_logits(
+    path: Path, augment_fp: str, expected_rows: int, settings: FinetuneSettings
+) -> tuple[pa.Table, dict[str, Any]]:
+    shard = open_shard(path, stage="task_logits")
+    meta = shard.meta
+    if meta.get("augment_fingerprint") != augment_fp:
+        raise ValueError(
+            f"{path}: made from augmented data {meta.get('augment_fingerprint')}, not "
+            f"{augment_fp}; rerun its task_logits job"
+        )
+    wanted = {k: v for k, v in asdict(settings).items() if k in _FEATURE_KEYS}
+    made = {k: v for k, v in (meta.get("settings") or {}).items() if k in _FEATURE_KEYS}
+    if made != wanted:
+        raise ValueError(f"{path}: features made with {made}, these settings want {wanted}")
+    table = shard.read_all()
+    if table.num_rows != expected_rows:
+        raise ValueError(f"{path}: {table.num_rows} rows of logits for {expected_rows} features")
+    return table, meta
+
+
+# What decides the features the logits belong to.
+_FEATURE_KEYS = ("max_seq_len", "doc_stride", "max_query_len")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: intermediate layers
+
+
+class IntermediateDistillation(nn.Module):
+    """The student and its learned width projections (dropped when stage 1 ends)."""
+
+    def __init__(self, student: nn.Module, teacher_hidden: int, settings: Stage1Settings) -> None:
+        super().__init__()
+        self.student = student
+        width, layers = student.config.hidden_size, student.config.num_hidden_layers
+        self.projections = (
+            nn.ModuleList(nn.Linear(width, teacher_hidden) for _ in range(layers + 1))
+            if width != teacher_hidden
+            else None
+        )
+        self.settings = settings
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids=None, teacher=None):
+        settings = self.settings
+        with AttentionCapture(self.student) as capture:
+            out = self.student.base_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
+                return_dict=True,
+            )
+        states = list(out.hidden_states)
+        parts: dict[str, Tensor] = {}
+        if settings.embedding > 0:
+            projection = None if self.projections is None else self.projections[:1]
+            parts["embedding"] = hidden_mse(
+                states[:1], teacher["states"][:1], projection, attention_mask
+            )
+        if settings.hidden > 0:
+            projection = None if self.projections is None else self.projections[1:]
+            parts["hidden"] = hidden_mse(
+                states[1:], teacher["states"][1:], projection, attention_mask
+            )
+        if settings.attention > 0:
+            scores = [capture.scores(i) for i in range(len(capture))]
+            parts["attention"] = attention_score_mse(scores, teacher["attention"], attention_mask)
+        return parts
+
+
+def _stage1_trainer(teacher: nn.Module, settings: Stage1Settings):
+    from transformers import Trainer
+
+    class Stage1Trainer(Trainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+            student = self.model.student
+            n_teacher = teacher.config.num_hidden_layers
+            n_student = student.config.num_hidden_layers
+            kind = settings.layer_map
+            kind = list(kind) if isinstance(kind, tuple) else kind
+            self.attention_map = layer_mapping(kind, n_teacher, n_student, target="attention")
+            self.hidden_map = layer_mapping(kind, n_teacher, n_student, target="hidden")
+
+        @torch.no_grad()
+        def teacher_targets(self, inputs: dict[str, Tensor]) -> dict[str, Any]:
+            with AttentionCapture(self.teacher) as capture:
+                out = self.teacher.base_model(
+                    input_ids=inputs["input_ids"],
+                    attention_mask=inputs["attention_mask"],
+                    token_type_ids=inputs.get("token_type_ids"),
+                    output_hidden_states=True,
+                    return_dict=True,
+                )
+            attention = [capture.scores(j) for j in range(len(capture))]
+            return {
+                "states": [mean_of(out.hidden_states, group) for group in self.hidden_map],
+                "attention": [mean_of(attention, group) for group in self.attention_map],
+            }
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+            parts = model(**inputs, teacher=self.teacher_targets(inputs))
+            loss = sum(getattr(settings, name) * value for name, value in parts.items())
+            return (loss, parts) if return_outputs else loss
+
+    return Stage1Trainer
+
+
+def run_stage1(
+    task_dir: Path,
+    augmented_path: Path | None,
+    student_dir: Path,
+    teacher_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    settings: TaskDistillSettings,
+    finetune: FinetuneSettings,
+    seed: int,
+) -> dict[str, Any]:
+    """Stage 1 on the augmented rows (or, `augmented_path` None, the original train split)."""
+    from transformers import DataCollatorWithPadding, set_seed
+
+    stage = settings.stage1
+    task = load_task(task_dir)
+    where = f"tasks.{task.name}.task_distill"
+    tokenizer = load_tokenizer(student_dir)
+    _check_tokenizers(student_dir, teacher_dir)
+    if augmented_path is None:
+        table, data_fp = task.splits["train"], task.fingerprints["train"]
+    else:
+        table, _, data_fp = _rows(Path(augmented_path), augmented=True)
+        table = _task_table(table, task)
+    features = train_dataset(task, table, tokenizer, finetune)
+    features = features.select_columns(["input_ids", "token_type_ids", "attention_mask"])
+    set_seed(seed)
+    student = load_task_model(Path(student_dir), task, finetune, where)
+    teacher = load_task_model(Path(teacher_dir), task, finetune, where)
+    if stage.attention > 0:
+        s_heads = student.config.num_attention_heads
+        t_heads = teacher.config.num_attention_heads
+        if s_heads != t_heads:
+            raise ValueError(
+                f"config {where}.stage1.attention: attention distillation needs equal head "
+                f"counts, the student has {s_heads} and the teacher {t_heads}"
+            )
+    model = IntermediateDistillation(student, teacher.config.hidden_size, stage)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps = stage.max_steps or max(
+        1, math.ceil(stage.epochs * math.ceil(len(features) / (stage.batch_size * world)))
+    )
+    training = TrainingSettings(
+        max_steps=steps,
+        batch_size=stage.batch_size,
+        learning_rate=stage.learning_rate,
+        warmup_ratio=stage.warmup_ratio,
+        weight_decay=stage.weight_decay,
+        save_steps=min(stage.save_steps, steps),
+        logging_steps=stage.logging_steps,
+        precision=stage.precision,
+    )
+    distributed = world > 1
+    args = training_arguments(
+        training,
+        checkpoint_dir,
+        seed,
+        use_cpu=distributed and not torch.cuda.is_available(),
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+    )
+    run_fp = fingerprint(
+        asdict(stage) | {"save_steps": None, "logging_steps": None},
+        asdict(finetune),
+        model_fingerprint(student_dir),
+        model_fingerprint(teacher_dir),
+        data_fp,
+        seed,
+        args.world_size,
+    )
+    with args.main_process_first(desc="checkpoint directory"):
+        resume = resume_checkpoint(Path(checkpoint_dir), run_fp)
+    trainer = _stage1_trainer(teacher, stage)(
+        model=model,
+        args=args,
+        train_dataset=features,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = {
+        "task": task.name,
+        "stage": 1,
+        "augmented": augmented_path is not None,
+        "examples": len(features),
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "settings": asdict(stage),
+        "student_dir": str(student_dir),
+        "teacher_dir": str(teacher_dir),
+        "teacher_fingerprint": model_fingerprint(teacher_dir),
+        "log_history": trainer.state.log_history,
+    }
+    if trainer.is_world_process_zero():
+        with atomic_dir(out_dir) as tmp:
+            student.save_pretrained(tmp)
+            copy_tokenizer_files(Path(student_dir), tmp)
+            write_json(tmp / "stage1.json", metrics)
+    return metrics
+
+
+def _check_tokenizers(student_dir: Path, teacher_dir: Path) -> None:
+    student, teacher = (
+        tokenizer_fingerprint(Path(student_dir)),
+        tokenizer_fingerprint(Path(teacher_dir)),
+    )
+    if student != teacher:
+        raise ValueError(
+            f"{student_dir} and {teacher_dir} tokenise differently ({student} vs {teacher}); "
+            "task distillation needs the student to share the teacher's tokenizer"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: the prediction layer
+
+
+def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """TinyBERT's prediction loss: -sum softmax(t/T) log_softmax(s/T), batch mean, no T^2."""
+    targets = F.softmax(teacher.float() / temperature, dim=-1)
+    return -(targets * F.log_softmax(student.float() / temperature, dim=-1)).sum(-1).mean()
+
+
+class TeacherLogitsCollator:
+    """Pads the inputs (the tokenizer's collator) and the teacher's per-token QA logits."""
+
+    def __init__(self, tokenizer) -> None:
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
+        names = [k for k in features[0] if k.startswith("teacher_")]
+        teacher = {k: [f.pop(k) for f in features] for k in names}
+        batch = self.pad(features)
+        width = batch["input_ids"].shape[1]
+        for name, rows in teacher.items():
+            if name == "teacher_logits":
+                batch[name] = torch.tensor(rows, dtype=torch.float32)
+                continue
+            padded = torch.full((len(rows), width), PAD_LOGIT, dtype=torch.float32)
+            for i, row in enumerate(rows):
+                padded[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+            batch[name] = padded
+        return batch
+
+
+def _stage2_base(settings: Stage2Settings, kind: str):
+    from transformers import Trainer
+
+    class PredictionDistillationTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs = dict(inputs)
+            teacher = {k: inputs.pop(k) for k in list(inputs) if k.startswith("teacher_")}
+            labels = {
+                k: inputs.pop(k)
+                for k in ("labels", "start_positions", "end_positions")
+                if k in inputs
+            }
+            out = model(**inputs)
+            temperature = settings.temperature
+            if kind == "classification":
+                loss = soft_cross_entropy(out.logits, teacher["teacher_logits"], temperature)
+                if settings.hard_weight > 0:
+                    loss = loss + settings.hard_weight * F.cross_entropy(
+                        out.logits, labels["labels"]
+                    )
+            else:
+                padding = inputs["attention_mask"] == 0
+                loss = 0.0
+                for side in ("start", "end"):
+                    logits = getattr(out, f"{side}_logits").masked_fill(padding, PAD_LOGIT)
+                    loss = (
+                        loss
+                        + soft_cross_entropy(logits, teacher[f"teacher_{side}_logits"], temperature)
+                        / 2
+                    )
+                    if settings.hard_weight > 0:
+                        hard = F.cross_entropy(logits.float(), labels[f"{side}_positions"])
+                        loss = loss + settings.hard_weight * hard / 2
+            return (loss, out) if return_outputs else loss
+
+    return PredictionDistillationTrainer
+
+
+def run_stage2(
+    task_dir: Path,
+    augmented_path: Path,
+    logits_path: Path,
+    stage1_dir: Path,
+    out_dir: Path,
+    predictions_dir: Path,
+    checkpoint_dir: Path,
+    settings: TaskDistillSettings,
+    finetune: FinetuneSettings,
+    seed: int,
+    *,
+    augmented: bool,
+    model_name: str,
+    callbacks: list | None = None,
+) -> dict[str, Any]:
+    """Stage 2 from stage 1's weights: soft CE against the cached teacher logits."""
+    from transformers import set_seed
+
+    stage = settings.stage2
+    task = load_task(task_dir)
+    where = f"tasks.{task.name}.task_distill"
+    stage1_dir = Path(stage1_dir)
+    tokenizer = load_tokenizer(stage1_dir)
+    table, _, augment_fp = _rows(Path(augmented_path), augmented=True)
+    logits, logits_meta = None, None
+    dataset = train_dataset(task, _task_table(table, task), tokenizer, finetune)
+    logits, logits_meta = _open_task_logits(Path(logits_path), augment_fp, len(dataset), finetune)
+    if task.kind == "classification":
+        dataset = dataset.add_column("teacher_logits", logits.column("logits").to_pylist())
+    else:
+        for side in ("start", "end"):
+            dataset = dataset.add_column(
+                f"teacher_{side}_logits", logits.column(f"{side}_logits").to_pylist()
+            )
+    if not augmented:
+        if task.kind == "qa":
+            raise ValueError(f"config {where}: the no-augmentation ablation is for classification")
+        keep = np.flatnonzero(~table.column("augmented").to_numpy(zero_copy_only=False))
+        dataset = dataset.select(keep.tolist())
+    set_seed(seed)
+    model = load_task_model(stage1_dir, task, finetune, where)
+    stage_finetune = replace(
+        finetune,
+        epochs=stage.epochs,
+        max_steps=stage.max_steps,
+        batch_size=stage.batch_size,
+        learning_rate=stage.learning_rate,
+        evals_per_epoch=stage.evals_per_epoch,
+    )
+    run = TaskRun(
+        task=task,
+        model=model,
+        tokenizer=tokenizer,
+        train=dataset,
+        collator=TeacherLogitsCollator(tokenizer),
+        settings=stage_finetune,
+        seed=seed,
+        model_name=model_name,
+        base_dir=stage1_dir,
+        fingerprint=fingerprint(
+            asdict(stage),
+            asdict(finetune),
+            model_fingerprint(stage1_dir),
+            augment_fp,
+            augmented,
+            seed,
+        ),
+        trainer_base=_stage2_base(stage, task.kind),
+    )
+    extra = {
+        "stage": 2,
+        "augmented": augmented,
+        "task_distill": asdict(stage),
+        "teacher_fingerprint": logits_meta["teacher_fingerprint"],
+        "stage1_fingerprint": model_fingerprint(stage1_dir),
+    }
+    return train_on_task(
+        run, out_dir, predictions_dir, checkpoint_dir, callbacks=callbacks, extra_metrics=extra
+    )
