@@ -179,3 +179,18 @@ def eval_predictions(task):
     return [
         f"results/eval/{task}/{model}/seed{seed}" for model, _, _ in eval_rows(task) for seed in SEEDS
     ]
+
+
+def stage1_data(wildcards):
+    if wildcards.variant == "td":
+        return [f"results/augment/{wildcards.task}/train.arrow"]
+    return []
+
+
+def task_distill_params(wildcards):
+    return canonical(config["tasks"][wildcards.task]["task_distill"])
+
+
+def task_distill_checkpoints(wildcards, stage):
+    run = f"{wildcards.task}/{wildcards.student}/{wildcards.variant}/seed{wildcards.seed}"
+    return f"results/checkpoints/task_distill/{run}/{stage}"

@@ -1,23 +1,6 @@
 # task distillation (TinyBERT): stage 1 intermediate layers, stage 2 prediction layer
 
 
-def stage1_data(wildcards):
-    if wildcards.variant == "td":
-        return [f"results/augment/{wildcards.task}/train.arrow"]
-    return []
-
-
-def task_distill_params(wildcards):
-    return canonical(config["tasks"][wildcards.task]["task_distill"])
-
-
-def task_distill_dir(wildcards):
-    return (
-        f"results/task_distill/{wildcards.task}/{wildcards.student}/{wildcards.variant}/"
-        f"seed{wildcards.seed}"
-    )
-
-
 rule task_distill_stage1:
     input:
         task="results/tasks/{task}",
@@ -29,9 +12,7 @@ rule task_distill_stage1:
     params:
         task_distill=task_distill_params,
         finetune=finetune_block,
-        checkpoint_dir=lambda wildcards: (
-            "results/checkpoints/" + task_distill_dir(wildcards).removeprefix("results/") + "/stage1"
-        ),
+        checkpoint_dir=lambda wildcards: task_distill_checkpoints(wildcards, "stage1"),
     log:
         "results/logs/task_distill/{task}/{student}/{variant}/seed{seed}/stage1.log",
     benchmark:
@@ -58,9 +39,7 @@ rule task_distill_stage2:
     params:
         task_distill=task_distill_params,
         finetune=finetune_block,
-        checkpoint_dir=lambda wildcards: (
-            "results/checkpoints/" + task_distill_dir(wildcards).removeprefix("results/") + "/stage2"
-        ),
+        checkpoint_dir=lambda wildcards: task_distill_checkpoints(wildcards, "stage2"),
     log:
         "results/logs/task_distill/{task}/{student}/{variant}/seed{seed}/stage2.log",
     benchmark:
