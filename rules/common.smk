@@ -40,6 +40,12 @@ def corpus_inputs(wildcards):
     return paths
 
 
+def corpus_data_root():
+    """data_root when a corpus source reads from it, so moving task files reruns no corpus."""
+    local = any(spec["type"] == "local" for spec in config["sources"].values())
+    return config["data_root"] if local else None
+
+
 def model_location(setting, stage_dir):
     """Where a model named in the config lives: a stage output (train or hub id) or a local path."""
     if setting == "train" or (HUB_ID.match(setting) and not Path(setting).exists()):

