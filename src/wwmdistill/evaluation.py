@@ -84,6 +84,13 @@ def _speed(model_dir: Path, kind: str, seq_len: int, settings: SpeedSettings) ->
     return speed | {"parameters": count_parameters(model)}
 
 
+def _bench(bench: Mapping[str, Path] | None, base: str) -> dict[str, Any] | None:
+    if not bench or base not in bench:
+        return None
+    table = json.loads(Path(bench[base]).read_text(encoding="utf-8"))
+    return {key: table.get(key) for key in ("seq_len", "size_mb", "parameters", "cpu", "gpu")}
+
+
 def _ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or not reference:
         return None
@@ -99,8 +106,13 @@ def build_eval(
     *,
     config: Mapping[str, Any],
     speed: SpeedSettings = SpeedSettings(),
+    bench: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Write results/eval/{task}.json: scores per seed, max and mean, size, speed, relative."""
+    """Write results/eval/{task}.json: scores per seed, max and mean, size, speed, relative.
+
+    `bench` maps a base model to its results/bench JSON (seed 004's table at length 512), which
+    each row carries beside the speed at the task's length.
+    """
     if kind not in PRIMARY_METRIC:
         raise ValueError(f"task {task}: unknown kind {kind!r}")
     if not any(row.model == "teacher" for row in rows):
@@ -123,6 +135,7 @@ def build_eval(
                 "parameters": measured.pop("parameters"),
                 "size_mb": model_size_mb(model_dirs[0]),
                 "speed": measured,
+                "bench": _bench(bench, row.base),
             }
         )
         log.info("%s on %s: mean %s, speed %s", row.model, task, table[-1]["mean"], measured)
