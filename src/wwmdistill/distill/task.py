@@ -122,14 +122,10 @@ class TaskDistillSettings:
         )
 
 
-def _rows(path: Path, augmented: bool) -> tuple[pa.Table, dict[str, Any], str]:
-    """The augmented train rows (all, or the originals only for the no-augmentation ablation)."""
+def _rows(path: Path) -> tuple[pa.Table, dict[str, Any], str]:
+    """The augmented train rows (originals included), their metadata and fingerprint."""
     shard = open_shard(path, stage="augment", columns=("origin", "augmented"))
-    table = shard.read_all()
-    if not augmented:
-        mask = pa.compute.invert(table.column("augmented"))
-        table = table.filter(mask)
-    return table, shard.meta, shard.fingerprint
+    return shard.read_all(), shard.meta, shard.fingerprint
 
 
 def _task_table(table: pa.Table, task: TaskData) -> pa.Table:
@@ -155,7 +151,7 @@ def cache_task_logits(
     from transformers import DataCollatorWithPadding
 
     task = load_task(task_dir)
-    table, meta, augment_fp = _rows(Path(augmented_path), augmented=True)
+    table, _, augment_fp = _rows(Path(augmented_path))
     tokenizer = load_tokenizer(teacher_dir)
     model = load_task_model(Path(teacher_dir), task, settings, f"tasks.{task.name}.finetune")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -342,7 +338,7 @@ def run_stage1(
     if augmented_path is None:
         table, data_fp = task.splits["train"], task.fingerprints["train"]
     else:
-        table, _, data_fp = _rows(Path(augmented_path), augmented=True)
+        table, _, data_fp = _rows(Path(augmented_path))
         table = _task_table(table, task)
     features = train_dataset(task, table, tokenizer, finetune)
     features = features.select_columns(["input_ids", "token_type_ids", "attention_mask"])
@@ -527,8 +523,7 @@ def run_stage2(
     where = f"tasks.{task.name}.task_distill"
     stage1_dir = Path(stage1_dir)
     tokenizer = load_tokenizer(stage1_dir)
-    table, _, augment_fp = _rows(Path(augmented_path), augmented=True)
-    logits, logits_meta = None, None
+    table, _, augment_fp = _rows(Path(augmented_path))
     dataset = train_dataset(task, _task_table(table, task), tokenizer, finetune)
     logits, logits_meta = _open_task_logits(Path(logits_path), augment_fp, len(dataset), finetune)
     if task.kind == "classification":
