@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
 from wwmdistill.metrics import accuracy, cmrc2018_scores
@@ -319,7 +318,6 @@ def train_on_task(
         precision=settings.precision,
         processes=settings.processes,
     )
-    distributed = world_size > 1
     args = training_arguments(
         training,
         checkpoint_dir,
@@ -330,8 +328,6 @@ def train_on_task(
         load_best_model_at_end=True,
         metric_for_best_model=metric,
         greater_is_better=True,
-        use_cpu=distributed and not torch.cuda.is_available(),
-        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
     )
     with args.main_process_first(desc="checkpoint directory"):
         resume = resume_checkpoint(Path(checkpoint_dir), fingerprint(run.fingerprint, world_size))

@@ -98,8 +98,22 @@ def training_arguments(
         "seed": seed,
         "data_seed": seed,
         **mixed_precision(training.precision),
+        **_cpu_processes(),
     }
     return TrainingArguments(**(arguments | overrides))
+
+
+def _cpu_processes() -> dict[str, Any]:
+    """Under torchrun without a GPU, DDP over gloo on the CPU.
+
+    accelerate sets up multi-CPU DDP only when told to use the CPU; otherwise every process
+    would train alone.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        return {"use_cpu": True, "ddp_backend": "gloo"}
+    return {}
 
 
 def mixed_precision(precision: str) -> dict[str, bool]:

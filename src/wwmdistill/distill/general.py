@@ -388,7 +388,6 @@ def run_general_distillation(
     relation_heads = _check_settings(settings, student, teacher, where)
     model = DistillationModel(student, settings, teacher.config.hidden_size, relation_heads)
     training = settings.training
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     args = training_arguments(
         training,
         checkpoint_dir,
@@ -398,10 +397,6 @@ def run_general_distillation(
         accelerator_config={"dispatch_batches": False},
         # An unused LM head (kd and mlm weights 0) would stop DDP waiting for its gradients.
         ddp_find_unused_parameters=settings.weights.kd == 0 and settings.weights.mlm == 0,
-        # torchrun without a GPU: accelerate sets up multi-CPU DDP over gloo only when told
-        # to use the CPU; otherwise every process would train alone.
-        use_cpu=distributed and not torch.cuda.is_available(),
-        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
     )
     run_fp = fingerprint(
         asdict(settings)

@@ -368,13 +368,10 @@ def run_stage1(
         logging_steps=stage.logging_steps,
         precision=stage.precision,
     )
-    distributed = world > 1
     args = training_arguments(
         training,
         checkpoint_dir,
         seed,
-        use_cpu=distributed and not torch.cuda.is_available(),
-        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
     )
     run_fp = fingerprint(
         asdict(stage) | {"save_steps": None, "logging_steps": None},
