@@ -18,7 +18,7 @@ rule augment:
         "results/benchmarks/augment/{task}/{slice}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=720,
     conda:
         "../envs/wwmdistill.yaml"
@@ -35,7 +35,7 @@ rule augment_merge:
         "results/logs/augment/{task}/merge.log",
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory_per_attempt(4000),
         runtime=30,
     conda:
         "../envs/wwmdistill.yaml"
@@ -58,7 +58,7 @@ rule task_logits:
         "results/benchmarks/augment/{task}/teacher_logits.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=720,
     conda:
         "../envs/wwmdistill.yaml"

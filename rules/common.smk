@@ -21,6 +21,11 @@ def canonical(value):
     return value
 
 
+def memory_per_attempt(base_mb):
+    """mem_mb of a job: base_mb, then twice and three times that on retries after an OOM kill."""
+    return lambda wildcards, attempt: base_mb * attempt
+
+
 def block(name):
     return canonical(config[name])
 

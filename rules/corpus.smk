@@ -12,7 +12,7 @@ rule download:
         source="|".join(downloaded_sources()) or "(?!)",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory_per_attempt(2000),
         runtime=240,
     conda:
         "../envs/wwmdistill.yaml"
@@ -37,7 +37,7 @@ rule corpus:
         "results/benchmarks/corpus.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory_per_attempt(4000),
         runtime=720,
     conda:
         "../envs/wwmdistill.yaml"

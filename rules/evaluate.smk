@@ -12,7 +12,7 @@ rule bench:
         "results/logs/bench/{model}.log",
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=60,
     conda:
         "../envs/wwmdistill.yaml"
@@ -40,7 +40,7 @@ rule evaluate:
         "results/logs/evaluate/{task}.log",
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=60,
     conda:
         "../envs/wwmdistill.yaml"
@@ -77,7 +77,7 @@ rule report:
         "results/logs/report.log",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory_per_attempt(2000),
         runtime=10,
     conda:
         "../envs/wwmdistill.yaml"
@@ -102,7 +102,7 @@ rule model_card:
         "results/logs/model_card/{student}.log",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory_per_attempt(2000),
         runtime=10,
     conda:
         "../envs/wwmdistill.yaml"

@@ -20,8 +20,9 @@ rule finetune:
         "results/benchmarks/finetune/{task}/{model}/seed{seed}.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=1440,
+        gpu=lambda wildcards: config["tasks"][wildcards.task]["finetune"]["gpus"],
     conda:
         "../envs/wwmdistill.yaml"
     script:

@@ -21,8 +21,9 @@ rule general:
         "results/benchmarks/general/{student}.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=2880,
+        gpu=lambda wildcards: config["students"][wildcards.student]["training"]["gpus"],
     conda:
         "../envs/wwmdistill.yaml"
     script:

@@ -16,7 +16,7 @@ rule mask:
         "results/benchmarks/mask/{shard}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory_per_attempt(4000),
         runtime=240,
     conda:
         "../envs/wwmdistill.yaml"

@@ -17,7 +17,7 @@ if config["segmentation"]["ltp"]["model"] == "train":
             "results/benchmarks/train_segmenter.tsv"
         threads: 2
         resources:
-            mem_mb=8000,
+            mem_mb=memory_per_attempt(8000),
             runtime=240,
         conda:
             "../envs/wwmdistill.yaml"
@@ -35,7 +35,7 @@ else:
             "results/logs/fetch_segmenter.log",
         threads: 1
         resources:
-            mem_mb=2000,
+            mem_mb=memory_per_attempt(2000),
             runtime=60,
         conda:
             "../envs/wwmdistill.yaml"
@@ -57,7 +57,7 @@ rule segment:
         "results/benchmarks/segment/{shard}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory_per_attempt(4000),
         runtime=240,
     conda:
         "../envs/wwmdistill.yaml"
@@ -77,7 +77,7 @@ rule evaluate_segmenter:
         "results/logs/evaluate_segmenter.log",
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory_per_attempt(4000),
         runtime=60,
     conda:
         "../envs/wwmdistill.yaml"

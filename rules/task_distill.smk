@@ -19,8 +19,10 @@ rule task_distill_stage1:
         "results/benchmarks/task_distill/{task}/{student}/{variant}/seed{seed}/stage1.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=1440,
+        # One process; on the GPUs of the task's fine-tuning, one card.
+        gpu=lambda wildcards: min(1, config["tasks"][wildcards.task]["finetune"]["gpus"]),
     conda:
         "../envs/wwmdistill.yaml"
     script:
@@ -46,8 +48,10 @@ rule task_distill_stage2:
         "results/benchmarks/task_distill/{task}/{student}/{variant}/seed{seed}/stage2.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=1440,
+        # One process; on the GPUs of the task's fine-tuning, one card.
+        gpu=lambda wildcards: min(1, config["tasks"][wildcards.task]["finetune"]["gpus"]),
     conda:
         "../envs/wwmdistill.yaml"
     script:

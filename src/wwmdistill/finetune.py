@@ -55,6 +55,7 @@ class FinetuneSettings:
     evals_per_epoch: int = 1
     logging_steps: int = 25
     precision: str = "auto"
+    gpus: int = 0
     processes: int = 1
     # Span QA only.
     doc_stride: int = 128
@@ -79,6 +80,8 @@ class FinetuneSettings:
             raise ValueError(f"config {where}.epochs: must be positive (or set max_steps)")
         if settings.max_steps is not None and settings.max_steps < 1:
             raise ValueError(f"config {where}.max_steps: must be at least 1")
+        if settings.gpus < 0:
+            raise ValueError(f"config {where}.gpus: must be 0 (CPU) or more")
         return settings
 
 

@@ -5,11 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def process_count(gpus: int, processes: int, where: str) -> int:
+    """The ranks of a training job: one per GPU it holds, else `processes` CPU ranks (gloo).
+
+    Which cards the ranks see is CUDA_VISIBLE_DEVICES (Slurm sets it to the job's GPUs); a job
+    that sees fewer cards than it asked for stops here instead of piling ranks onto one card.
+    """
+    if gpus < 1:
+        return processes
+    import torch
+
+    visible = torch.cuda.device_count()
+    if visible < gpus:
+        devices = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        raise RuntimeError(
+            f"config {where}.gpus: the job asks for {gpus} GPU(s) but sees {visible} "
+            f"(CUDA_VISIBLE_DEVICES={devices})"
+        )
+    return gpus
 
 
 def run_training(

@@ -56,10 +56,10 @@ class TeacherSettings:
             raise ValueError("config teacher.source: empty; use scratch, a hub id or a path")
         if settings.adapt_steps < 0:
             raise ValueError("config teacher.adapt_steps: must be >= 0")
-        if settings.training.processes != 1:
+        if settings.training.processes != 1 or settings.training.gpus > 1:
             raise ValueError(
-                "config teacher.training.processes: teacher pretraining runs in one process; "
-                "multi-process training is wired for students only"
+                "config teacher.training: teacher pretraining runs in one process (gpus <= 1, "
+                "processes 1); multi-process training is wired for students and fine-tuning"
             )
         return settings
 

@@ -52,6 +52,7 @@ class TrainingSettings:
     logging_steps: int = 25
     gradient_accumulation_steps: int = 1
     precision: str = "auto"
+    gpus: int = 0
     processes: int = 1
 
     @classmethod
@@ -66,6 +67,8 @@ class TrainingSettings:
                 raise ValueError(f"config {where}.{name}: must be at least 1")
         if settings.gradient_accumulation_steps < 1:
             raise ValueError(f"config {where}.gradient_accumulation_steps: must be at least 1")
+        if settings.gpus < 0:
+            raise ValueError(f"config {where}.gpus: must be 0 (CPU) or more")
         if not 0 <= settings.warmup_ratio <= 1:
             raise ValueError(f"config {where}.warmup_ratio: {settings.warmup_ratio} not in [0, 1]")
         return settings
