@@ -21,7 +21,7 @@ rule augment:
         mem_mb=memory_per_attempt(8000),
         runtime=720,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/augment.py"
 
@@ -38,7 +38,7 @@ rule augment_merge:
         mem_mb=memory_per_attempt(4000),
         runtime=30,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/augment_merge.py"
 
@@ -61,6 +61,6 @@ rule task_logits:
         mem_mb=memory_per_attempt(8000),
         runtime=720,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/task_logits.py"

@@ -15,7 +15,7 @@ rule download:
         mem_mb=memory_per_attempt(2000),
         runtime=240,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/download.py"
 
@@ -40,6 +40,6 @@ rule corpus:
         mem_mb=memory_per_attempt(4000),
         runtime=720,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/corpus.py"

@@ -15,7 +15,7 @@ rule bench:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/bench.py"
 
@@ -43,7 +43,7 @@ rule evaluate:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -80,7 +80,7 @@ rule report:
         mem_mb=memory_per_attempt(2000),
         runtime=10,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/report.py"
 
@@ -105,6 +105,6 @@ rule model_card:
         mem_mb=memory_per_attempt(2000),
         runtime=10,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/model_card.py"

@@ -24,6 +24,6 @@ rule finetune:
         runtime=1440,
         gpu=lambda wildcards: config["tasks"][wildcards.task]["finetune"]["gpus"],
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/finetune.py"

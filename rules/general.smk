@@ -25,6 +25,6 @@ rule general:
         runtime=2880,
         gpu=lambda wildcards: config["students"][wildcards.student]["training"]["gpus"],
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/general.py"

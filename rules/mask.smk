@@ -19,6 +19,6 @@ rule mask:
         mem_mb=memory_per_attempt(4000),
         runtime=240,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/mask.py"

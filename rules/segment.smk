@@ -20,7 +20,7 @@ if config["segmentation"]["ltp"]["model"] == "train":
             mem_mb=memory_per_attempt(8000),
             runtime=240,
         conda:
-            "../envs/wwmdistill.yaml"
+            "../envs/cpu.yaml"
         script:
             "../workflow_scripts/train_segmenter.py"
 
@@ -38,7 +38,7 @@ else:
             mem_mb=memory_per_attempt(2000),
             runtime=60,
         conda:
-            "../envs/wwmdistill.yaml"
+            "../envs/cpu.yaml"
         script:
             "../workflow_scripts/fetch_segmenter.py"
 
@@ -60,7 +60,7 @@ rule segment:
         mem_mb=memory_per_attempt(4000),
         runtime=240,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/segment.py"
 
@@ -80,6 +80,6 @@ rule evaluate_segmenter:
         mem_mb=memory_per_attempt(4000),
         runtime=60,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/evaluate_segmenter.py"

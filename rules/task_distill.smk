@@ -24,7 +24,7 @@ rule task_distill_stage1:
         # One process; on the GPUs of the task's fine-tuning, one card.
         gpu=lambda wildcards: min(1, config["tasks"][wildcards.task]["finetune"]["gpus"]),
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/task_distill_stage1.py"
 
@@ -53,6 +53,6 @@ rule task_distill_stage2:
         # One process; on the GPUs of the task's fine-tuning, one card.
         gpu=lambda wildcards: min(1, config["tasks"][wildcards.task]["finetune"]["gpus"]),
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/task_distill_stage2.py"

@@ -18,6 +18,6 @@ rule task_data:
         mem_mb=memory_per_attempt(4000),
         runtime=60,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/task_data.py"

@@ -17,7 +17,7 @@ rule tokenizer:
         mem_mb=memory_per_attempt(8000),
         runtime=120,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/cpu.yaml"
     script:
         "../workflow_scripts/tokenizer.py"
 
@@ -43,7 +43,7 @@ rule teacher:
         runtime=2880,
         gpu=config["teacher"]["training"]["gpus"],
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/teacher.py"
 
@@ -65,6 +65,6 @@ rule logits:
         mem_mb=memory_per_attempt(8000),
         runtime=720,
     conda:
-        "../envs/wwmdistill.yaml"
+        "../envs/gpu.yaml"
     script:
         "../workflow_scripts/logits.py"
