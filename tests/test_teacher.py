@@ -225,3 +225,19 @@ def test_teachers_that_do_not_fit_are_refused(tiny_masked, tmp_path) -> None:
     with pytest.raises(ModelMismatchError, match="no masked-LM head"):
         _build_from(encoder, tiny_masked, tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_teacher_shipping_its_own_code_is_refused_unless_trusted(tiny_masked, tmp_path) -> None:
+    n = len(load_tokenizer(tiny_masked.tokenizer_dir))
+    source = _save_with_tokenizer(BertForMaskedLM(_config(n)), tmp_path / "custom", tiny_masked)
+    ran = tmp_path / "code_ran"
+    (source / "custom_bert.py").write_text(
+        f"from pathlib import Path\nPath({str(ran)!r}).touch()\n", encoding="utf-8"
+    )
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    config["auto_map"] = {"AutoConfig": "custom_bert.Config", "AutoModel": "custom_bert.Model"}
+    (source / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelMismatchError, match="teacher.trust_remote_code is false") as err:
+        _build_from(source, tiny_masked, tmp_path)
+    assert "custom_bert.Config" in str(err.value)
+    assert not ran.exists() and not (tmp_path / "out").exists()

@@ -3,6 +3,8 @@
 Every artifact carries schema metadata (stage, format version, fingerprint of what produced it,
 plus stage-specific keys) so a reader can refuse a file from another stage, another format
 version or another producer, and a truncated or corrupted file is reported with its path.
+Each record batch carries a CRC32 of its contents: zstd frames as Arrow writes them hold no
+checksum, so without it a flipped byte could decode into different rows without an error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +27,18 @@ import pyarrow.ipc as ipc
 
 FORMAT_VERSION = "1"
 _META_PREFIX = "wwmdistill."
+_CHECKSUM = b"wwmdistill.crc32"
+# What a damaged file makes pyarrow raise, besides its own errors: a short read, a bad length.
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, UnicodeDecodeError)
 
 
 class ArtifactError(RuntimeError):
     """An artifact is missing, truncated, corrupted or was produced by something else."""
+
+
+def _checksum(batch: pa.RecordBatch) -> bytes:
+    """CRC32 of the batch's uncompressed IPC form, which a sliced batch shares with its copy."""
+    return f"{zlib.crc32(batch.serialize()):08x}".encode()
 
 
 def fingerprint(*parts: Any) -> str:
@@ -69,6 +80,22 @@ def _temporary_sibling(final: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Errors while writing `path` say so: a full disk or an I/O error names no file by itself."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or not err.errno:
+            raise
+        raise OSError(err.errno, os.strerror(err.errno), str(path)) from err
+    except Exception as err:
+        note = f"while writing {path}"
+        if note not in getattr(err, "__notes__", ()):  # nested writers see the same error
+            err.add_note(note)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
 
@@ -77,8 +104,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     tmp = _temporary_sibling(final)
     try:
-        yield tmp
-        os.replace(tmp, final)
+        with _naming(final):
+            yield tmp
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -91,10 +119,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = _temporary_sibling(final)
     tmp.mkdir()
     try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        with _naming(final):
+            yield tmp
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -135,32 +164,49 @@ class ArrowShardWriter:
         self.rows = 0
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._sink = pa.OSFile(str(self._tmp), "wb")
-        self._writer = ipc.new_file(
-            self._sink, self.schema, options=ipc.IpcWriteOptions(compression="zstd")
-        )
+        self._open = True
+        try:
+            with _naming(self.path):
+                self._sink = pa.OSFile(str(self._tmp), "wb")
+                self._writer = ipc.new_file(
+                    self._sink, self.schema, options=ipc.IpcWriteOptions(compression="zstd")
+                )
+        except BaseException as err:
+            self.abort(err)
+            raise
 
     def write(self, batch: pa.RecordBatch | pa.Table | Mapping[str, Any]) -> None:
         if isinstance(batch, Mapping):
             batch = pa.RecordBatch.from_pydict(dict(batch), schema=self.schema)
         if batch.num_rows == 0:
             return
-        if isinstance(batch, pa.Table):
-            batch = batch.cast(self.schema)
-            self._writer.write_table(batch)
-        else:
-            self._writer.write_batch(batch.cast(self.schema))
+        batch = batch.cast(self.schema)
+        parts = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
+        with _naming(self.path):
+            for part in parts:
+                self._writer.write_batch(part, custom_metadata={_CHECKSUM: _checksum(part)})
         self.rows += batch.num_rows
 
     def close(self) -> None:
-        self._writer.close()
-        self._sink.close()
+        try:
+            with _naming(self.path):
+                self._writer.close()
+                self._sink.close()
+        except BaseException as err:
+            self.abort(err)
+            raise
+        self._open = False
         self._ctx.__exit__(None, None, None)
 
     def abort(self, exc: BaseException) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
-        self._sink.close()
+        """Drop the temporary file after `exc`; whatever was at the final path stays."""
+        if not self._open:
+            return
+        self._open = False
+        for handle in (getattr(self, "_writer", None), getattr(self, "_sink", None)):
+            if handle is not None:
+                with contextlib.suppress(Exception):
+                    handle.close()
         with contextlib.suppress(BaseException):
             self._ctx.__exit__(type(exc), exc, exc.__traceback__)
 
@@ -189,9 +235,15 @@ class ArrowShard:
     def iter_batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         for i in range(self._reader.num_record_batches):
             try:
-                batch = self._reader.get_batch(i)
-            except (pa.ArrowInvalid, OSError) as err:
-                raise ArtifactError(f"{self.path}: record batch {i} is corrupted ({err})") from err
+                batch, custom = self._reader.get_batch_with_custom_metadata(i)
+                expected = (custom or {}).get(_CHECKSUM)
+                if expected is not None and expected != _checksum(batch):
+                    raise ValueError("its checksum does not match")
+            except _READ_ERRORS as err:
+                raise ArtifactError(
+                    f"{self.path}: record batch {i} is corrupted ({err}); rerun the stage that "
+                    "wrote it"
+                ) from err
             yield batch.select(columns) if columns else batch
 
     def read_all(self, columns: list[str] | None = None) -> pa.Table:
@@ -211,9 +263,9 @@ def open_shard(
         raise ArtifactError(f"{path}: missing")
     try:
         reader = ipc.open_file(pa.memory_map(str(path), "r"))
-    except (pa.ArrowInvalid, OSError) as err:
+        raw = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
+    except _READ_ERRORS as err:
         raise ArtifactError(f"{path}: not a complete Arrow IPC file ({err})") from err
-    raw = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
     got_stage = raw.get(f"{_META_PREFIX}stage")
     version = raw.get(f"{_META_PREFIX}format_version")
     if got_stage is None or version is None:
@@ -227,15 +279,15 @@ def open_shard(
     missing = [c for c in columns if c not in reader.schema.names]
     if missing:
         raise ArtifactError(f"{path}: missing column(s) {missing}")
-    meta = {
-        k[len(_META_PREFIX) :]: json.loads(v)
-        for k, v in raw.items()
-        if k.startswith(_META_PREFIX)
-        and k[len(_META_PREFIX) :] not in ("stage", "format_version", "fingerprint")
-    }
     try:
+        meta = {
+            k[len(_META_PREFIX) :]: json.loads(v)
+            for k, v in raw.items()
+            if k.startswith(_META_PREFIX)
+            and k[len(_META_PREFIX) :] not in ("stage", "format_version", "fingerprint")
+        }
         num_rows = reader.count_rows()
-    except (pa.ArrowInvalid, OSError) as err:
+    except _READ_ERRORS as err:
         raise ArtifactError(f"{path}: corrupted ({err})") from err
     return ArrowShard(
         path=path,

@@ -82,6 +82,22 @@ def weight_keys(model_dir: Path) -> set[str]:
     return keys
 
 
+def refuse_remote_code(model_dir: str | Path, trusted: bool, key: str) -> None:
+    """Stop before a model whose config.json points at Python files runs them, unless `key` says so.
+
+    transformers would refuse too, but naming its own argument; the user's switch is a config key.
+    """
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        raise ArtifactError(f"{model_dir}: missing config.json")
+    auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
+    if auto_map and not trusted:
+        raise ModelMismatchError(
+            f"{config}: the model ships its own code ({', '.join(sorted(set(auto_map.values())))}) "
+            f"and {key} is false; read that code, then set {key}: true to run it"
+        )
+
+
 def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
     """Load a masked-LM model from a local directory, refusing one without trained head weights.
 
@@ -112,13 +128,15 @@ def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
     return model
 
 
-def check_vocab(model_dir: str | Path, tokenizer_dir: str | Path) -> None:
+def check_vocab(
+    model_dir: str | Path, tokenizer_dir: str | Path, *, trust_remote_code: bool = False
+) -> None:
     """The model's vocabulary must be the tokenizer's that made the masked shards."""
     from transformers import AutoConfig
 
     from wwmdistill.tokenizer import load_tokenizer
 
-    config = AutoConfig.from_pretrained(Path(model_dir))
+    config = AutoConfig.from_pretrained(Path(model_dir), trust_remote_code=trust_remote_code)
     tokenizer = load_tokenizer(Path(tokenizer_dir))
     if config.vocab_size != len(tokenizer):
         raise ModelMismatchError(

@@ -22,6 +22,7 @@ from wwmdistill.models import (
     hub_snapshot,
     load_masked_lm,
     model_fingerprint,
+    refuse_remote_code,
 )
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import TOKENIZER_FILES, copy_tokenizer_files, load_tokenizer
@@ -43,6 +44,8 @@ class TeacherSettings:
     source: str = "scratch"
     revision: str | None = None
     adapt_steps: int = 0
+    # Only the named teacher source may run code shipped with its weights, and only when asked.
+    trust_remote_code: bool = False
     scratch: ModelSize = field(default_factory=ModelSize)
     training: TrainingSettings = field(default_factory=TrainingSettings)
 
@@ -220,9 +223,11 @@ def build_teacher(
             steps = settings.training.max_steps
         else:
             model_dir = _fetch_pretrained(settings.source, settings.revision, Path(fetch_dir))
-            check_vocab(model_dir, tokenizer_dir)
+            trusted = settings.trust_remote_code
+            refuse_remote_code(model_dir, trusted, "teacher.trust_remote_code")
+            check_vocab(model_dir, tokenizer_dir, trust_remote_code=trusted)
             source_fp = model_fingerprint(model_dir)
-            model = load_masked_lm(model_dir)
+            model = load_masked_lm(model_dir, trust_remote_code=trusted)
             if model.config.max_position_embeddings < max_len:
                 raise ValueError(
                     f"teacher.source {settings.source}: max_position_embeddings "
