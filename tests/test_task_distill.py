@@ -19,11 +19,13 @@ from wwmdistill.augment import AugmentSettings, augment_split
 from wwmdistill.distill.task import (
     TaskDistillSettings,
     cache_task_logits,
+    run_from_arguments,
     run_stage1,
     run_stage2,
     soft_cross_entropy,
 )
 from wwmdistill.finetune import FinetuneSettings, run_finetune
+from wwmdistill.launch import run_training
 from wwmdistill.segment import SegmentationSettings, make_segmenter
 from wwmdistill.tasks import build_task
 from wwmdistill.tokenizer import TOKENIZER_FILES
@@ -223,6 +225,30 @@ def test_a_killed_stage2_resumes_and_ends_as_an_uninterrupted_one(setup, tmp_pat
     assert resumed["resumed_from"] is not None
     assert resumed["steps"] == reference["steps"]
     assert resumed["dev"] == reference["dev"]
+
+
+def test_stage2_runs_under_torchrun_in_two_processes(setup, tmp_path) -> None:
+    """The launch path a `gpu` resource above 1 takes, here with gloo on the CPU."""
+    out = tmp_path / "ddp"
+    arguments = {
+        "stage": 2,
+        "task": "t",
+        "task_distill": DISTILL,
+        "finetune": FINETUNE,
+        "seed": 5,
+        "augmented": True,
+        "model_name": "student.td",
+        "paths": {key: str(setup[key]) for key in ("task", "augmented", "logits", "stage1")}
+        | {key: str(out / key) for key in ("out", "predictions", "checkpoints")},
+    }
+    run_training("wwmdistill.distill.task", run_from_arguments, arguments, 2, out / "args.json")
+    metrics = json.loads((out / "out" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["processes"] == 2 and metrics["stage"] == 2
+    single = _stage2(setup, tmp_path / "single")
+    # The same rows, two ranks of 16 a step: about half the steps of one rank.
+    assert metrics["train_examples"] == single["train_examples"]
+    assert single["steps"] / 2 <= metrics["steps"] < single["steps"]
+    assert (out / "predictions" / "scores.json").is_file()
 
 
 def test_a_cache_of_other_augmented_data_is_refused(setup, tmp_path) -> None:

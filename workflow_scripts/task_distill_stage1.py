@@ -1,24 +1,42 @@
-"""Snakemake adapter for rule task_distill_stage1: intermediate-layer distillation."""
+"""Snakemake adapter for rule task_distill_stage1: intermediate-layer distillation.
+
+With a `gpu` resource above 1 it runs under torchrun, one process per GPU; without GPUs, the
+task's finetune.processes > 1 runs that many CPU processes over gloo.
+"""
 
 from pathlib import Path
 
-from wwmdistill.distill.task import TaskDistillSettings, run_stage1
-from wwmdistill.finetune import FinetuneSettings
+from wwmdistill.distill.task import run_from_arguments
 from wwmdistill.job import job
+from wwmdistill.launch import process_count, run_training
 
 task = snakemake.wildcards.task
 augmented = list(snakemake.input.augmented)
+arguments = {
+    "stage": 1,
+    "task": task,
+    "task_distill": dict(snakemake.params.task_distill),
+    "finetune": dict(snakemake.params.finetune),
+    "seed": int(snakemake.wildcards.seed),
+    "paths": {
+        "task": str(snakemake.input.task),
+        "augmented": augmented[0] if augmented else None,
+        "student": str(snakemake.input.student),
+        "teacher": str(snakemake.input.teacher),
+        "out": str(snakemake.output.model),
+        "checkpoints": str(snakemake.params.checkpoint_dir),
+    },
+}
+
 with job(snakemake.log[0], snakemake.threads):
-    run_stage1(
-        Path(snakemake.input.task),
-        Path(augmented[0]) if augmented else None,
-        Path(snakemake.input.student),
-        Path(snakemake.input.teacher),
-        Path(snakemake.output.model),
-        Path(snakemake.params.checkpoint_dir),
-        TaskDistillSettings.from_config(
-            dict(snakemake.params.task_distill), f"tasks.{task}.task_distill"
+    run_training(
+        "wwmdistill.distill.task",
+        run_from_arguments,
+        arguments,
+        process_count(
+            int(snakemake.resources.gpu),
+            int(snakemake.params.finetune["processes"]),
+            f"tasks.{task}.finetune",
         ),
-        FinetuneSettings.from_config(dict(snakemake.params.finetune), f"tasks.{task}.finetune"),
-        seed=int(snakemake.wildcards.seed),
+        Path(snakemake.log[0]).with_suffix(".args.json"),
     )

@@ -28,6 +28,7 @@ import pyarrow.ipc as ipc
 FORMAT_VERSION = "1"
 _META_PREFIX = "wwmdistill."
 _CHECKSUM = b"wwmdistill.crc32"
+_FILE_MAGIC = b"ARROW1\0\0"  # with its padding
 # What a damaged file makes pyarrow raise, besides its own errors: a short read, a bad length.
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, UnicodeDecodeError)
 
@@ -80,14 +81,23 @@ def _temporary_sibling(final: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Errors while writing `path` say so: a full disk or an I/O error names no file by itself."""
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An OS error while writing `path` names it: a full disk or an I/O error names no file."""
     try:
         yield
     except OSError as err:
         if err.filename is not None or not err.errno:
             raise
         raise OSError(err.errno, os.strerror(err.errno), str(path)) from err
+
+
+@contextlib.contextmanager
+def _making(path: Path) -> Iterator[None]:
+    """`writing(path)`, and any other error notes the output it stopped (safetensors' disk-full
+    error names no file either)."""
+    try:
+        with writing(path):
+            yield
     except Exception as err:
         note = f"while writing {path}"
         if note not in getattr(err, "__notes__", ()):  # nested writers see the same error
@@ -104,7 +114,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     tmp = _temporary_sibling(final)
     try:
-        with _naming(final):
+        with _making(final):
             yield tmp
             os.replace(tmp, final)
     finally:
@@ -119,7 +129,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = _temporary_sibling(final)
     tmp.mkdir()
     try:
-        with _naming(final):
+        with _making(final):
             yield tmp
             if final.exists():
                 shutil.rmtree(final)
@@ -166,7 +176,7 @@ class ArrowShardWriter:
         self._tmp = self._ctx.__enter__()
         self._open = True
         try:
-            with _naming(self.path):
+            with writing(self.path):
                 self._sink = pa.OSFile(str(self._tmp), "wb")
                 self._writer = ipc.new_file(
                     self._sink, self.schema, options=ipc.IpcWriteOptions(compression="zstd")
@@ -182,14 +192,14 @@ class ArrowShardWriter:
             return
         batch = batch.cast(self.schema)
         parts = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
-        with _naming(self.path):
+        with writing(self.path):
             for part in parts:
                 self._writer.write_batch(part, custom_metadata={_CHECKSUM: _checksum(part)})
         self.rows += batch.num_rows
 
     def close(self) -> None:
         try:
-            with _naming(self.path):
+            with writing(self.path):
                 self._writer.close()
                 self._sink.close()
         except BaseException as err:
@@ -262,10 +272,18 @@ def open_shard(
     if not path.exists():
         raise ArtifactError(f"{path}: missing")
     try:
-        reader = ipc.open_file(pa.memory_map(str(path), "r"))
+        source = pa.memory_map(str(path), "r")
+        reader = ipc.open_file(source)
         raw = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
+        # The schema is stored twice, after the leading magic and in the footer, and no checksum
+        # covers it: a damaged copy shows as a difference between the two.
+        source.seek(len(_FILE_MAGIC))
+        first = ipc.read_schema(ipc.read_message(source))
+        intact = first.equals(reader.schema, check_metadata=True)
     except _READ_ERRORS as err:
         raise ArtifactError(f"{path}: not a complete Arrow IPC file ({err})") from err
+    if not intact:
+        raise ArtifactError(f"{path}: corrupted (its two copies of the schema differ)")
     got_stage = raw.get(f"{_META_PREFIX}stage")
     version = raw.get(f"{_META_PREFIX}format_version")
     if got_stage is None or version is None:

@@ -9,6 +9,7 @@ settings, same shard bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from tqdm import tqdm
 
-from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, write_json
+from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, write_json, writing
 from wwmdistill.download import SourceFile
 from wwmdistill.readers import RawDocument, read_documents
 from wwmdistill.settings import known_keys
@@ -216,18 +217,69 @@ def build_corpus(
     spill_dir.mkdir(parents=True)
     skipped: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
+    try:
+        with writing(spill_dir):
+            read, split = _spill(sources, spill_dir, settings, skipped, dropped)
+        per_shard, characters = [], 0
+        for i, out_path in enumerate(out_paths):
+            docs_in_shard, chars_in_shard = _dedup_shard(
+                spill_dir / f"{i}.arrows", out_path, settings, dropped, config_fingerprint, i
+            )
+            per_shard.append(docs_in_shard)
+            characters += chars_in_shard
+    finally:
+        # Failed or not: a spill the size of the corpus must not stay on a disk that may be full.
+        shutil.rmtree(spill_dir, ignore_errors=True)
+    documents = sum(per_shard)
+    stats = {
+        "documents_read": read,
+        "documents": documents,
+        "characters": characters,
+        "split_pieces_added": split,
+        "dropped": dict(sorted((dropped + skipped).items())),
+        "documents_per_shard": per_shard,
+        "fingerprint": config_fingerprint,
+    }
+    if documents == 0:
+        raise EmptyCorpusError(
+            f"the corpus is empty after filtering: {read} documents read, dropped by reason "
+            f"{stats['dropped']}; check corpus.min_chars / max_chars and the sources"
+        )
+    write_json(stats_path, stats)
+    log.info("corpus: %s", stats)
+    return stats
+
+
+def _spill(
+    sources: list[CorpusSource],
+    spill_dir: Path,
+    settings: CorpusSettings,
+    skipped: Counter[str],
+    dropped: Counter[str],
+) -> tuple[int, int]:
+    """Normalise, filter and split the documents into one Arrow stream per shard in `spill_dir`.
+
+    Returns (documents read, pieces added by splitting).
+    """
     read = split = 0
     simplify = _simplifier(settings.to_simplified)
-    sinks = [pa.OSFile(str(spill_dir / f"{i}.arrows"), "wb") for i in range(settings.shards)]
-    spills = [ipc.new_stream(sink, CORPUS_SCHEMA) for sink in sinks]
     buffers: list[list[RawDocument]] = [[] for _ in range(settings.shards)]
+    with contextlib.ExitStack() as stack:
+        spills = [
+            stack.enter_context(
+                ipc.new_stream(
+                    stack.enter_context(pa.OSFile(str(spill_dir / f"{i}.arrows"), "wb")),
+                    CORPUS_SCHEMA,
+                )
+            )
+            for i in range(settings.shards)
+        ]
 
-    def flush(i: int) -> None:
-        if buffers[i]:
-            spills[i].write_batch(_to_batch(buffers[i]))
-            buffers[i] = []
+        def flush(i: int) -> None:
+            if buffers[i]:
+                spills[i].write_batch(_to_batch(buffers[i]))
+                buffers[i] = []
 
-    try:
         docs = iter_source_documents(sources, settings.on_error, skipped)
         for raw in tqdm(docs, desc="corpus", unit="doc", mininterval=5):
             read += 1
@@ -247,37 +299,7 @@ def build_corpus(
                     flush(i)
         for i in range(settings.shards):
             flush(i)
-    finally:
-        for spill, sink in zip(spills, sinks, strict=True):
-            spill.close()
-            sink.close()
-
-    per_shard, characters = [], 0
-    for i, out_path in enumerate(out_paths):
-        docs_in_shard, chars_in_shard = _dedup_shard(
-            spill_dir / f"{i}.arrows", out_path, settings, dropped, config_fingerprint, i
-        )
-        per_shard.append(docs_in_shard)
-        characters += chars_in_shard
-    shutil.rmtree(spill_dir, ignore_errors=True)
-    documents = sum(per_shard)
-    stats = {
-        "documents_read": read,
-        "documents": documents,
-        "characters": characters,
-        "split_pieces_added": split,
-        "dropped": dict(sorted((dropped + skipped).items())),
-        "documents_per_shard": per_shard,
-        "fingerprint": config_fingerprint,
-    }
-    if documents == 0:
-        raise EmptyCorpusError(
-            f"the corpus is empty after filtering: {read} documents read, dropped by reason "
-            f"{stats['dropped']}; check corpus.min_chars / max_chars and the sources"
-        )
-    write_json(stats_path, stats)
-    log.info("corpus: %s", stats)
-    return stats
+    return read, split
 
 
 def _to_batch(docs: list[RawDocument]) -> pa.RecordBatch:

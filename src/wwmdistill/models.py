@@ -50,12 +50,18 @@ def weight_files(model_dir: Path) -> list[Path]:
     raise ArtifactError(f"{model_dir}: no weights (model.safetensors) in the model directory")
 
 
+def config_file(model_dir: str | Path) -> Path:
+    """A model directory's config.json; transformers' own error for a missing one misleads."""
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        raise ArtifactError(f"{model_dir}: missing config.json")
+    return config
+
+
 def model_fingerprint(model_dir: str | Path) -> str:
     """Digest of a model's config and weights: what a cache made by this model records."""
     model_dir = Path(model_dir)
-    config = model_dir / "config.json"
-    if not config.is_file():
-        raise ArtifactError(f"{model_dir}: missing config.json")
+    config = config_file(model_dir)
     digest = hashlib.sha256()
     digest.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
     for path in weight_files(model_dir):
@@ -108,6 +114,7 @@ def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
     from transformers import AutoConfig, AutoModelForMaskedLM
 
     model_dir = Path(model_dir)
+    config_file(model_dir)
     weight_files(model_dir)
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     if config.model_type == "bert":
@@ -136,6 +143,7 @@ def check_vocab(
 
     from wwmdistill.tokenizer import load_tokenizer
 
+    config_file(model_dir)
     config = AutoConfig.from_pretrained(Path(model_dir), trust_remote_code=trust_remote_code)
     tokenizer = load_tokenizer(Path(tokenizer_dir))
     if config.vocab_size != len(tokenizer):

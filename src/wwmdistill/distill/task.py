@@ -384,6 +384,8 @@ def run_stage1(
     )
     with args.main_process_first(desc="checkpoint directory"):
         resume = resume_checkpoint(Path(checkpoint_dir), run_fp)
+    if resume:
+        log.info("resuming stage 1 of %s from %s", task.name, resume)
     trainer = _stage1_trainer(teacher, stage)(
         model=model,
         args=args,
@@ -575,3 +577,50 @@ def run_stage2(
     return train_on_task(
         run, out_dir, predictions_dir, checkpoint_dir, callbacks=callbacks, extra_metrics=extra
     )
+
+
+def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """run_stage1 or run_stage2 (`stage`: 1 or 2) from a JSON-able dict of their arguments.
+
+    `task_distill` and `finetune` are the task's config blocks; paths are strings. This is what
+    the `--config` file of a torchrun launch holds.
+    """
+    task = arguments["task"]
+    settings = TaskDistillSettings.from_config(
+        arguments["task_distill"], f"tasks.{task}.task_distill"
+    )
+    finetune = FinetuneSettings.from_config(arguments["finetune"], f"tasks.{task}.finetune")
+    paths = {key: Path(value) for key, value in arguments["paths"].items() if value is not None}
+    seed = int(arguments["seed"])
+    if arguments["stage"] == 1:
+        return run_stage1(
+            paths["task"],
+            paths.get("augmented"),
+            paths["student"],
+            paths["teacher"],
+            paths["out"],
+            paths["checkpoints"],
+            settings,
+            finetune,
+            seed,
+        )
+    return run_stage2(
+        paths["task"],
+        paths["augmented"],
+        paths["logits"],
+        paths["stage1"],
+        paths["out"],
+        paths["predictions"],
+        paths["checkpoints"],
+        settings,
+        finetune,
+        seed,
+        augmented=bool(arguments["augmented"]),
+        model_name=arguments["model_name"],
+    )
+
+
+if __name__ == "__main__":
+    from wwmdistill.launch import main
+
+    main(run_from_arguments)
