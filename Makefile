@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test lint dryrun clean
+.PHONY: run test test-faults test-slurm lint dryrun clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+# Kills jobs and snakemake, damages artifacts, fills a tmpfs (mounting it needs root).
+test-faults: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m faults
+
+# The Slurm suite: a real one-node cluster on 127.0.0.1 (slurm-wlm and munge from apt-get, so
+# root) running the tiny DAG through profiles/slurm, which needs the executor plugin.
+test-slurm: $(STAMP)
+	$(BIN)/python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || $(BIN)/pip install --quiet -e ".[slurm]"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m slurm
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

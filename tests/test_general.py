@@ -231,6 +231,20 @@ def test_a_killed_run_resumes_from_its_checkpoint(data: Data, tmp_path: Path) ->
     assert steps == list(range(5, 151, 5))
 
 
+def test_a_run_killed_after_its_last_checkpoint_takes_no_step_more(
+    data: Data, tmp_path: Path
+) -> None:
+    first = _run(data, _settings(), tmp_path)
+    weights = (tmp_path / "out/model.safetensors").read_bytes()
+    # As if killed in the held-out evaluation: the last checkpoint is out, the student is not.
+    shutil.rmtree(tmp_path / "out")
+    again = _run(data, _settings(), tmp_path)
+    assert again["resumed_from"] == str(tmp_path / "ckpt/checkpoint-20")
+    assert again["steps"] == first["steps"] == 20 and again["train"] is None
+    assert again["log_history"] == first["log_history"]
+    assert (tmp_path / "out/model.safetensors").read_bytes() == weights
+
+
 def test_two_processes_match_one(tiny_masked, tiny_teacher, tmp_path: Path) -> None:
     """torchrun (gloo, CPU) with per-device batch 4 x 2 follows the 1-process batch-8 curve.
 

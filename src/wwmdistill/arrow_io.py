@@ -29,6 +29,8 @@ FORMAT_VERSION = "1"
 _META_PREFIX = "wwmdistill."
 _CHECKSUM = b"wwmdistill.crc32"
 _FILE_MAGIC = b"ARROW1\0\0"  # with its padding
+# A damaged file keeps its mtime as often as not, so snakemake would not rebuild it unasked.
+_REBUILD = "; delete it and rerun to rebuild it"
 # What a damaged file makes pyarrow raise, besides its own errors: a short read, a bad length.
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, UnicodeDecodeError)
 
@@ -109,7 +111,8 @@ def _making(path: Path) -> Iterator[None]:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
 
-    A killed job leaves at most a `.tmp-*` file behind, never a file that looks finished.
+    A killed job leaves at most a `.tmp-*` file behind, never a file that looks finished, and
+    the next write of `path` removes it.
     """
     final = Path(path)
     tmp = _temporary_sibling(final)
@@ -251,8 +254,7 @@ class ArrowShard:
                     raise ValueError("its checksum does not match")
             except _READ_ERRORS as err:
                 raise ArtifactError(
-                    f"{self.path}: record batch {i} is corrupted ({err}); rerun the stage that "
-                    "wrote it"
+                    f"{self.path}: record batch {i} is corrupted ({err}){_REBUILD}"
                 ) from err
             yield batch.select(columns) if columns else batch
 
@@ -281,9 +283,9 @@ def open_shard(
         first = ipc.read_schema(ipc.read_message(source))
         intact = first.equals(reader.schema, check_metadata=True)
     except _READ_ERRORS as err:
-        raise ArtifactError(f"{path}: not a complete Arrow IPC file ({err})") from err
+        raise ArtifactError(f"{path}: not a complete Arrow IPC file ({err}){_REBUILD}") from err
     if not intact:
-        raise ArtifactError(f"{path}: corrupted (its two copies of the schema differ)")
+        raise ArtifactError(f"{path}: corrupted (its two copies of the schema differ){_REBUILD}")
     got_stage = raw.get(f"{_META_PREFIX}stage")
     version = raw.get(f"{_META_PREFIX}format_version")
     if got_stage is None or version is None:
@@ -306,7 +308,7 @@ def open_shard(
         }
         num_rows = reader.count_rows()
     except _READ_ERRORS as err:
-        raise ArtifactError(f"{path}: corrupted ({err})") from err
+        raise ArtifactError(f"{path}: corrupted ({err}){_REBUILD}") from err
     return ArrowShard(
         path=path,
         stage=got_stage,

@@ -27,6 +27,7 @@ from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     PRECISIONS,
     TrainingSettings,
+    finished_state,
     resume_checkpoint,
     training_arguments,
 )
@@ -302,7 +303,7 @@ def train_on_task(
     extra_metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train with dev evaluations, keep the best checkpoint, write the model and predictions."""
-    from transformers import Trainer, TrainerState
+    from transformers import Trainer
 
     task, settings = run.task, run.settings
     out_dir, predictions_dir = Path(out_dir), Path(predictions_dir)
@@ -343,12 +344,7 @@ def train_on_task(
         callbacks=callbacks,
         **(run.trainer_kwargs or {}),
     )
-    state = None
-    if resume:
-        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
-    if state is not None and state.global_step >= max_steps:
-        # Killed after its last checkpoint: the Trainer would take one step too many.
-        log.info("%s already reached %d steps: loading its best checkpoint", resume, max_steps)
+    if state := finished_state(resume, max_steps):
         trainer.state = state
         trainer.model = _load_model(Path(state.best_model_checkpoint or resume), task)
         trainer.model_wrapped = trainer.model

@@ -29,6 +29,7 @@ from wwmdistill.tokenizer import TOKENIZER_FILES, copy_tokenizer_files, load_tok
 from wwmdistill.training import (
     ModelSize,
     TrainingSettings,
+    finished_state,
     resume_checkpoint,
     training_arguments,
 )
@@ -161,16 +162,11 @@ def train_mlm(
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
     """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info."""
-    from transformers import TrainerState
-
     resume = resume_checkpoint(checkpoint_dir, run_fingerprint)
+    if state := finished_state(resume, max_steps):
+        return load_masked_lm(resume), _train_info(state, resume)
     if resume:
-        state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
-        if state.global_step >= max_steps:
-            # Killed after its last checkpoint: the Trainer would take one step too many.
-            log.info("%s already reached max_steps %d: loading it", resume, max_steps)
-            return load_masked_lm(resume), _train_info(state, resume)
-        log.info("resuming teacher training from %s (step %d)", resume, state.global_step)
+        log.info("resuming teacher training from %s", resume)
     args = training_arguments(training, checkpoint_dir, seed, max_steps=max_steps)
     trainer = _masked_head_trainer()(
         model=model,

@@ -130,6 +130,24 @@ def mixed_precision(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
+def finished_state(resume: str | None, max_steps: int) -> Any:
+    """The TrainerState of checkpoint `resume` when it already reached max_steps, else None.
+
+    A job killed after its last checkpoint (in a final evaluation, say) must load that checkpoint
+    rather than resume it: the Trainer would start another pass and take a step past max_steps.
+    """
+    from transformers import TrainerState
+    from transformers.trainer import TRAINER_STATE_NAME
+
+    if not resume:
+        return None
+    state = TrainerState.load_from_json(str(Path(resume) / TRAINER_STATE_NAME))
+    if state.global_step < max_steps:
+        return None
+    log.info("%s already reached max_steps %d: loading it", resume, max_steps)
+    return state
+
+
 def resume_checkpoint(checkpoint_dir: Path, run_fingerprint: str) -> str | None:
     """The newest complete checkpoint of this very run; another run's checkpoints are cleared.
 

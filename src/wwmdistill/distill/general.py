@@ -47,7 +47,7 @@ from wwmdistill.logits import mlm_head, open_logits
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import check_vocab, load_masked_lm, model_fingerprint
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
-from wwmdistill.training import resume_checkpoint, training_arguments
+from wwmdistill.training import finished_state, resume_checkpoint, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +423,12 @@ def run_general_distillation(
         settings=settings,
         callbacks=callbacks,
     )
-    output = trainer.train(resume_from_checkpoint=resume)
+    if state := finished_state(resume, args.max_steps):
+        trainer._load_from_checkpoint(resume)
+        trainer.state = state
+        summary = None
+    else:
+        summary = trainer.train(resume_from_checkpoint=resume).metrics
     metrics: dict[str, Any] = {
         "student": student_name,
         "settings": asdict(settings),
@@ -431,7 +436,7 @@ def run_general_distillation(
         "steps": trainer.state.global_step,
         "resumed_from": resume,
         "processes": args.world_size,
-        "train": output.metrics,
+        "train": summary,
         "log_history": [entry for entry in trainer.state.log_history if "loss" in entry],
         "parameters": {
             "student": count_parameters(student),
