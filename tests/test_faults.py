@@ -408,6 +408,16 @@ def damage(path: Path, how: str) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+CACHE = "results/teacher/logits/00000.arrow"
+
+
+def failed_logits_log(workdir: Path) -> str:
+    """Rebuild the first logit shard, which must fail; its job's log."""
+    result = snakemake(workdir, CACHE, "--cores", "1", "--forcerun", "logits", check=False)
+    assert result.returncode == 1 and "Error in rule logits" in result.stdout + result.stderr
+    return (workdir / "results/logs/logits/00000.log").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     ("how", "message"),
     [
@@ -421,12 +431,9 @@ def test_a_damaged_shard_fails_the_next_job_naming_it(
 ) -> None:
     workdir = copy_of(reference, tmp_path)
     damage(workdir / "results/masked/00000.arrow", how)
-    cache = "results/teacher/logits/00000.arrow"
-    result = snakemake(workdir, cache, "--cores", "1", "--forcerun", "logits", check=False)
-    assert result.returncode == 1 and "Error in rule logits" in result.stdout + result.stderr
-    log = (workdir / "results/logs/logits/00000.log").read_text(encoding="utf-8")
+    log = failed_logits_log(workdir)
     assert re.search(rf"ArtifactError: results/masked/00000.arrow: {message}", log), log[-3000:]
-    assert not (workdir / cache).exists()
+    assert not (workdir / CACHE).exists()
     assert list((workdir / "results/teacher/logits").glob(".tmp-*")) == []
 
 
@@ -439,12 +446,9 @@ def test_a_model_directory_missing_a_file_fails_naming_it(
 ) -> None:
     workdir = copy_of(reference, tmp_path)
     (workdir / "results/teacher/model" / missing).unlink()
-    cache = "results/teacher/logits/00000.arrow"
-    result = snakemake(workdir, cache, "--cores", "1", "--forcerun", "logits", check=False)
-    assert result.returncode == 1 and "Error in rule logits" in result.stdout + result.stderr
-    log = (workdir / "results/logs/logits/00000.log").read_text(encoding="utf-8")
+    log = failed_logits_log(workdir)
     assert re.search(rf"results/teacher/model: {message}", log), log[-3000:]
-    assert not (workdir / cache).exists()
+    assert not (workdir / CACHE).exists()
 
 
 def pages(paths: list[Path]) -> int:
