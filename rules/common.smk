@@ -26,6 +26,35 @@ def memory_per_attempt(base_mb):
     return lambda wildcards, attempt: base_mb * attempt
 
 
+def training_resources(settings_of):
+    """gpu, nodes and the Slurm task layout of a training job from its config block.
+
+    `settings_of(wildcards)` gives the block holding gpus and nodes. One node: a `gpu` resource,
+    which the workstation profile caps and the Slurm plugin turns into --gpus. Several nodes:
+    per-node GPUs as gres, one task per node, and `mpi` so that the plugin's job step leaves the
+    `srun` to the job (wwmdistill.launch starts torchrun on every node with it). None leaves a
+    resource out.
+    """
+
+    def several(wildcards):
+        return settings_of(wildcards)["nodes"] > 1
+
+    def gpus(wildcards):
+        return settings_of(wildcards)["gpus"]
+
+    return {
+        "gpu": lambda wildcards: 0 if several(wildcards) else gpus(wildcards),
+        "nodes": lambda wildcards: settings_of(wildcards)["nodes"],
+        "gres": lambda wildcards: (
+            f"gpu:{gpus(wildcards)}" if several(wildcards) and gpus(wildcards) else None
+        ),
+        "tasks": lambda wildcards: settings_of(wildcards)["nodes"] if several(wildcards) else None,
+        # Else the plugin turns tasks into --ntasks-per-gpu for a job with GPUs.
+        "tasks_per_gpu": lambda wildcards: 0 if several(wildcards) else None,
+        "mpi": lambda wildcards: "srun" if several(wildcards) else None,
+    }
+
+
 def block(name):
     return canonical(config[name])
 

@@ -13,7 +13,6 @@ rule finetune:
         checkpoint_dir=lambda wildcards: (
             f"results/checkpoints/finetune/{wildcards.task}/{wildcards.model}/seed{wildcards.seed}"
         ),
-        processes=lambda wildcards: config["tasks"][wildcards.task]["finetune"]["processes"],
     log:
         "results/logs/finetune/{task}/{model}/seed{seed}.log",
     benchmark:
@@ -22,7 +21,7 @@ rule finetune:
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=1440,
-        gpu=lambda wildcards: config["tasks"][wildcards.task]["finetune"]["gpus"],
+        **training_resources(lambda wildcards: config["tasks"][wildcards.task]["finetune"]),
     conda:
         "../envs/gpu.yaml"
     script:

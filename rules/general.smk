@@ -14,7 +14,6 @@ rule general:
         student=student_block,
         seed=config["seed"],
         checkpoint_dir=lambda wildcards: f"results/checkpoints/general/{wildcards.student}",
-        processes=lambda wildcards: config["students"][wildcards.student]["training"]["processes"],
     log:
         "results/logs/general/{student}.log",
     benchmark:
@@ -23,7 +22,9 @@ rule general:
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=2880,
-        gpu=lambda wildcards: config["students"][wildcards.student]["training"]["gpus"],
+        **training_resources(
+            lambda wildcards: config["students"][wildcards.student]["training"]
+        ),
     conda:
         "../envs/gpu.yaml"
     script:

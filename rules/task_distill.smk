@@ -21,8 +21,8 @@ rule task_distill_stage1:
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=1440,
-        # The GPUs (or CPU processes) of the task's fine-tuning.
-        gpu=lambda wildcards: config["tasks"][wildcards.task]["finetune"]["gpus"],
+        # The GPUs, CPU processes and nodes of the task's fine-tuning.
+        **training_resources(lambda wildcards: config["tasks"][wildcards.task]["finetune"]),
     conda:
         "../envs/gpu.yaml"
     script:
@@ -50,8 +50,8 @@ rule task_distill_stage2:
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=1440,
-        # The GPUs (or CPU processes) of the task's fine-tuning.
-        gpu=lambda wildcards: config["tasks"][wildcards.task]["finetune"]["gpus"],
+        # The GPUs, CPU processes and nodes of the task's fine-tuning.
+        **training_resources(lambda wildcards: config["tasks"][wildcards.task]["finetune"]),
     conda:
         "../envs/gpu.yaml"
     script:

@@ -41,7 +41,7 @@ rule teacher:
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=2880,
-        gpu=config["teacher"]["training"]["gpus"],
+        **training_resources(lambda wildcards: config["teacher"]["training"]),
     conda:
         "../envs/gpu.yaml"
     script:

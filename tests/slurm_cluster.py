@@ -1,9 +1,11 @@
-"""A real single-node Slurm cluster on 127.0.0.1, for the Slurm tests.
+"""A real Slurm cluster on 127.0.0.1, for the Slurm tests: two nodes, both this machine.
 
 Debian bookworm's `slurm-wlm` (22.05) and `munge`, installed with apt-get when missing. What the
 daemons write (munge key and socket, slurm.conf, state, spool, logs, pid files) lives in one state
 directory and the ports are free ones picked at start, so a cluster a killed run left behind never
 collides with a new one. No cgroups and no accounting (no slurmdbd), as on many small clusters.
+Each node is one slurmd of its own (its port, spool, pid and log named by the node) that offers
+this machine's CPUs and memory, so a job may hold both nodes: a multi-node job runs for real.
 
 One path is system-wide: /etc/slurm/slurm.conf links to the cluster's slurm.conf while it is up.
 The executor plugin's job step drops SLURM_CONF from the environment of the `srun` it runs inside
@@ -32,9 +34,9 @@ PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scanc
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 SITE_CONF = Path("/etc/slurm/slurm.conf")
 CLUSTER_NAME = "wwmdistill-test"
-NODE = "localhost"
+NODES = ("node1", "node2")
 PARTITION = "local"
-DAEMONS = ("munged", "slurmctld", "slurmd")
+DAEMONS = ("munged", "slurmctld", *(f"slurmd-{node}" for node in NODES))
 
 
 class ClusterUnavailable(RuntimeError):
@@ -86,7 +88,7 @@ def slurm(command: str, *args: str, check: bool = True) -> subprocess.CompletedP
 
 
 class Cluster:
-    """munged, slurmctld and slurmd for one node, configured and run from `root`."""
+    """munged, slurmctld and a slurmd per node, configured and run from `root`."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
@@ -160,20 +162,19 @@ class Cluster:
             out.write(os.urandom(1024))
         settings = [
             f"ClusterName={CLUSTER_NAME}",
-            f"SlurmctldHost={NODE}(127.0.0.1)",
+            "SlurmctldHost=localhost(127.0.0.1)",
             f"SlurmctldPort={free_port()}",
-            f"SlurmdPort={free_port()}",
             "AuthType=auth/munge",
             "CredType=cred/munge",
             f"AuthInfo=socket={self.root / 'munge' / 'munge.socket'}",
             "SlurmUser=root",
             "SlurmdUser=root",
             f"StateSaveLocation={self.root / 'state'}",
-            f"SlurmdSpoolDir={self.root / 'spool'}",
+            f"SlurmdSpoolDir={self.root / 'spool' / '%n'}",
             f"SlurmctldPidFile={self.pid_file('slurmctld')}",
-            f"SlurmdPidFile={self.pid_file('slurmd')}",
+            f"SlurmdPidFile={self.pid_file('slurmd-%n')}",
             f"SlurmctldLogFile={self.log_file('slurmctld')}",
-            f"SlurmdLogFile={self.log_file('slurmd')}",
+            f"SlurmdLogFile={self.log_file('slurmd-%n')}",
             # No cgroups: processes are tracked through /proc and tasks are not bound.
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
@@ -190,8 +191,13 @@ class Cluster:
             # Finished jobs stay visible to squeue for an hour: the executor plugin reads their
             # final state there, and a test can list every job a run submitted.
             "MinJobAge=3600",
-            f"NodeName={NODE} NodeAddr=127.0.0.1 {node_hardware()} State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
+            *(
+                f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={free_port()} "
+                f"{node_hardware()} State=UNKNOWN"
+                for node in NODES
+            ),
+            f"PartitionName={PARTITION} Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE "
+            "State=UP",
         ]
         self.conf.write_text("\n".join(settings) + "\n")
 
@@ -209,11 +215,13 @@ class Cluster:
             f"--log-file={self.log_file('munged')}",
         )
         self._daemon("slurmctld", "-f", str(self.conf))
-        self._daemon("slurmd", "-f", str(self.conf), "-N", NODE)
+        for node in NODES:
+            self._daemon(f"slurmd-{node}", "-f", str(self.conf), "-N", node)
 
     def _daemon(self, name: str, *args: str) -> None:
         """Start a daemon that forks into the background and wait for its pid file."""
-        done = subprocess.run([program(name), *args], capture_output=True, text=True, timeout=60)
+        binary = program(name.split("-")[0])
+        done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"{name} did not start:\n{done.stderr}{self._log_tail(name)}")
         deadline = time.monotonic() + 30
@@ -229,13 +237,13 @@ class Cluster:
             for daemon in DAEMONS:
                 if self._pid(daemon) is None:
                     raise RuntimeError(f"{daemon} died during start:{self._log_tail(daemon)}")
-            shown = slurm("sinfo", "--noheader", "--nodes", NODE, "--format=%t", check=False)
+            shown = slurm("sinfo", "--noheader", "--Node", "--format=%N %t", check=False)
             state = shown.stdout.strip() or shown.stderr.strip()
-            if state == "idle":
+            if state.splitlines() == [f"{node} idle" for node in NODES]:
                 return
             time.sleep(0.5)
-        logs = "".join(self._log_tail(daemon) for daemon in ("slurmctld", "slurmd"))
-        raise RuntimeError(f"node {NODE} not idle after {timeout:.0f} s (state: {state}):{logs}")
+        logs = "".join(self._log_tail(daemon) for daemon in DAEMONS[1:])
+        raise RuntimeError(f"nodes not idle after {timeout:.0f} s (state: {state}):{logs}")
 
     def _pid(self, daemon: str) -> int | None:
         """The pid in the daemon's pid file if that process is running and is ours."""

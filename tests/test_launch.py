@@ -1,4 +1,5 @@
-"""How many ranks a training job starts: one per GPU it holds, else the configured CPU ranks."""
+"""How many ranks a training job starts: one per GPU it holds, else the configured CPU ranks;
+several nodes only inside a Slurm job (tests/test_slurm.py runs that for real)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 import subprocess
 import sys
 
-from wwmdistill.launch import process_count
+import pytest
+
+from wwmdistill.launch import process_count, run_training
 
 
 def test_without_gpus_the_configured_cpu_processes_run() -> None:
@@ -28,3 +31,22 @@ def test_a_job_that_sees_fewer_gpus_than_it_asked_for_stops_naming_the_key() -> 
     assert result.returncode != 0
     assert "config tasks.tnews.finetune.gpus: the job asks for 2 GPU(s) but sees 0" in result.stderr
     assert "CUDA_VISIBLE_DEVICES=)" in result.stderr
+
+
+def test_several_nodes_outside_a_slurm_job_stop_naming_the_key(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    ran = []
+    need_slurm = r"config teacher\.training\.nodes: 2 nodes need a Slurm job"
+    with pytest.raises(RuntimeError, match=need_slurm):
+        run_training(
+            "wwmdistill.teacher",
+            ran.append,
+            {},
+            gpus=0,
+            processes=1,
+            nodes=2,
+            threads=1,
+            arguments_file=tmp_path / "args.json",
+            where="teacher.training",
+        )
+    assert ran == []

@@ -1,7 +1,7 @@
 """The workflow on a real Slurm cluster through profiles/slurm: the jobs are Slurm's, the results
 are a local run's, byte for byte.
 
-The cluster (tests/slurm_cluster.py) is one node on 127.0.0.1 without accounting. Starting it
+The cluster (tests/slurm_cluster.py) is two nodes on 127.0.0.1 without accounting. Starting it
 installs slurm-wlm and munge when missing and needs root; where it cannot start, these tests skip
 and say why.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyarrow.ipc as ipc
 import pytest
+import yaml
 from slurm_cluster import Cluster, ClusterUnavailable, slurm
 from tiny_workflow import REPO, planned_jobs, prepare_workdir, snakemake, tiny_config
 
@@ -193,3 +194,45 @@ def test_the_slurm_profile_keeps_each_jobs_gpus(tmp_path: Path) -> None:
     out = snakemake(tmp_path, "--profile", str(PROFILE), "--dry-run").stdout
     general = re.search(r"rule general:\n(?:    .*\n)*?    resources: (.*)", out)[1]
     assert re.search(r"\bgpu=2\b", general)
+
+
+def test_a_two_node_job_trains_like_two_local_processes(cluster: Cluster, tmp_path: Path) -> None:
+    """General distillation on 2 Slurm nodes, one CPU rank each: srun starts a torchrun per node,
+    they meet at the c10d rendezvous, and gloo trains one world of 2 ranks: the same run, rank
+    for rank, as `processes: 2` on one machine, so the student comes out the same bytes."""
+    workdir = tmp_path / "work"
+    config = tiny_config(workdir / "data")
+    training = config["students"]["tiny"]["training"]
+    training["processes"] = 2
+    prepare_workdir(workdir, config)
+    snakemake(workdir, "--cores", "2", "results/general/tiny", timeout=RUN_TIMEOUT)
+    student = workdir / "results/general/tiny"
+    local = {name: (student / name).read_bytes() for name in ("model.safetensors", "config.json")}
+    local_metrics = json.loads((student / "metrics.json").read_text())
+
+    training |= {"processes": 1, "nodes": 2}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    assert planned_jobs(workdir, "results/general/tiny") == {"general": 1, "total": 1}
+    run = snakemake(
+        workdir,
+        "--profile",
+        str(PROFILE),
+        *FAST_POLLING,
+        "results/general/tiny",
+        timeout=RUN_TIMEOUT,
+    )
+    output = run.stdout + run.stderr
+    ((job, rule),) = SUBMITTED.findall(output)
+    assert rule == "general"
+    assert slurm_jobs(output) == {job: ("COMPLETED", "16000M")}
+    nodes = slurm("squeue", "--states=all", "--noheader", "--format=%D|%N", f"--jobs={job}")
+    assert nodes.stdout.split() == ["2|node[1-2]"]
+    log = (workdir / "results/logs/general/tiny.log").read_text()
+    assert "--nnodes=2" in log and "--rdzv-backend=c10d" in log
+
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["processes"] == local_metrics["processes"] == 2
+    assert without_measurements(metrics["log_history"]) == without_measurements(
+        local_metrics["log_history"]
+    )
+    assert {name: (student / name).read_bytes() for name in local} == local

@@ -241,7 +241,17 @@ def test_stage2_runs_under_torchrun_in_two_processes(setup, tmp_path) -> None:
         "paths": {key: str(setup[key]) for key in ("task", "augmented", "logits", "stage1")}
         | {key: str(out / key) for key in ("out", "predictions", "checkpoints")},
     }
-    run_training("wwmdistill.distill.task", run_from_arguments, arguments, 2, out / "args.json")
+    run_training(
+        "wwmdistill.distill.task",
+        run_from_arguments,
+        arguments,
+        gpus=0,
+        processes=2,
+        nodes=1,
+        threads=1,
+        arguments_file=out / "args.json",
+        where="tasks.t.finetune",
+    )
     metrics = json.loads((out / "out" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["processes"] == 2 and metrics["stage"] == 2
     single = _stage2(setup, tmp_path / "single")

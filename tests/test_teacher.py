@@ -16,9 +16,15 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
+from wwmdistill.launch import run_training
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
 from wwmdistill.models import ModelMismatchError, check_vocab, load_masked_lm
-from wwmdistill.teacher import TeacherSettings, build_teacher, teacher_fingerprint
+from wwmdistill.teacher import (
+    TeacherSettings,
+    build_teacher,
+    run_from_arguments,
+    teacher_fingerprint,
+)
 from wwmdistill.tokenizer import load_tokenizer
 
 TINY = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128}
@@ -99,6 +105,41 @@ def test_scratch_teacher_learns_and_is_saved_complete(tiny_masked, trained) -> N
     assert after["perplexity"] < 0.95 * before["perplexity"]
     assert after["accuracy"] > 0.03 > before["accuracy"]
     assert info["final_train_loss"] < 0.85 * math.log(before["perplexity"])
+
+
+def test_two_processes_train_the_teacher_as_one(tiny_masked, trained, tmp_path) -> None:
+    """torchrun (gloo, CPU) with per-device batch 8 x 2 against the 1-process batch of 16.
+
+    Both runs see the same examples at each step; dropout differs per rank, so the losses agree
+    to about 1%. The loss of a rank is its masked positions' sum over all ranks' count times the
+    rank count: a run that left out that count would log half the loss.
+    """
+    info, _ = trained
+    arguments = {
+        "settings": _block(batch_size=8),
+        "masked_paths": [str(p) for p in tiny_masked.masked_paths],
+        "tokenizer_dir": str(tiny_masked.tokenizer_dir),
+        "out_dir": str(tmp_path / "model"),
+        "checkpoint_dir": str(tmp_path / "checkpoints"),
+        "seed": 0,
+    }
+    run_training(
+        "wwmdistill.teacher",
+        run_from_arguments,
+        arguments,
+        gpus=0,
+        processes=2,
+        nodes=1,
+        threads=1,
+        arguments_file=tmp_path / "args.json",
+        where="teacher.training",
+    )
+    two = json.loads((tmp_path / "model" / "teacher.json").read_text())
+    assert info["processes"] == 1 and two["processes"] == 2
+    assert two["steps"] == info["steps"] == STEPS
+    assert two["final_train_loss"] == pytest.approx(info["final_train_loss"], rel=0.05)
+    assert two["heldout"]["perplexity"] == pytest.approx(info["heldout"]["perplexity"], rel=0.05)
+    assert two["fingerprint"] == teacher_fingerprint(tmp_path / "model")
 
 
 def test_a_longer_run_resumes_from_the_last_checkpoint(tiny_masked, tmp_path) -> None:

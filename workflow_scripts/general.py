@@ -1,14 +1,12 @@
 """Snakemake adapter for rule general: distil the teacher into one student.
 
-With a `gpu` resource above 1 the training runs under torchrun, one process per GPU; without
-GPUs, params.processes > 1 runs that many CPU processes over gloo.
+The training runs here, or under torchrun (gpus or processes above 1) or srun + torchrun
+(nodes above 1): wwmdistill.launch.
 """
-
-from pathlib import Path
 
 from wwmdistill.distill.general import run_from_arguments
 from wwmdistill.job import job
-from wwmdistill.launch import process_count, run_training
+from wwmdistill.launch import launch_job
 
 heldout = list(snakemake.input.heldout)
 arguments = {
@@ -25,14 +23,11 @@ arguments = {
 }
 
 with job(snakemake.log[0], snakemake.threads):
-    run_training(
+    launch_job(
         "wwmdistill.distill.general",
         run_from_arguments,
         arguments,
-        process_count(
-            int(snakemake.resources.gpu),
-            int(snakemake.params.processes),
-            f"students.{snakemake.wildcards.student}.training",
-        ),
-        Path(snakemake.log[0]).with_suffix(".args.json"),
+        snakemake,
+        snakemake.params.student["training"],
+        f"students.{snakemake.wildcards.student}.training",
     )

@@ -1,14 +1,12 @@
 """Snakemake adapter for rule task_distill_stage1: intermediate-layer distillation.
 
-With a `gpu` resource above 1 it runs under torchrun, one process per GPU; without GPUs, the
-task's finetune.processes > 1 runs that many CPU processes over gloo.
+The training runs here, or under torchrun (gpus or processes above 1) or srun + torchrun
+(nodes above 1): wwmdistill.launch.
 """
-
-from pathlib import Path
 
 from wwmdistill.distill.task import run_from_arguments
 from wwmdistill.job import job
-from wwmdistill.launch import process_count, run_training
+from wwmdistill.launch import launch_job
 
 task = snakemake.wildcards.task
 augmented = list(snakemake.input.augmented)
@@ -29,14 +27,11 @@ arguments = {
 }
 
 with job(snakemake.log[0], snakemake.threads):
-    run_training(
+    launch_job(
         "wwmdistill.distill.task",
         run_from_arguments,
         arguments,
-        process_count(
-            int(snakemake.resources.gpu),
-            int(snakemake.params.finetune["processes"]),
-            f"tasks.{task}.finetune",
-        ),
-        Path(snakemake.log[0]).with_suffix(".args.json"),
+        snakemake,
+        snakemake.params.finetune,
+        f"tasks.{task}.finetune",
     )

@@ -58,6 +58,7 @@ class FinetuneSettings:
     precision: str = "auto"
     gpus: int = 0
     processes: int = 1
+    nodes: int = 1
     # Span QA only.
     doc_stride: int = 128
     max_query_len: int = 64
@@ -73,7 +74,7 @@ class FinetuneSettings:
             )
         positive = ("batch_size", "eval_batch_size", "max_seq_len", "evals_per_epoch")
         positive += ("logging_steps", "processes", "doc_stride", "max_query_len")
-        positive += ("max_answer_len", "n_best")
+        positive += ("max_answer_len", "n_best", "nodes")
         for name in positive:
             if getattr(settings, name) < 1:
                 raise ValueError(f"config {where}.{name}: must be at least 1")

@@ -1,4 +1,4 @@
-"""Running a training stage in one process or under torchrun, from one JSON of its arguments."""
+"""Running a training stage in one process, under torchrun, or under srun + torchrun on nodes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import argparse
 import json
 import logging
 import os
+import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 
 def process_count(gpus: int, processes: int, where: str) -> int:
-    """The ranks of a training job: one per GPU it holds, else `processes` CPU ranks (gloo).
+    """The ranks of a training job on one node: one per GPU it holds, else `processes` CPU ranks.
 
     Which cards the ranks see is CUDA_VISIBLE_DEVICES (Slurm sets it to the job's GPUs); a job
     that sees fewer cards than it asked for stops here instead of piling ranks onto one card.
@@ -33,27 +35,101 @@ def process_count(gpus: int, processes: int, where: str) -> int:
     return gpus
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun_command(
+    module: str,
+    arguments_file: Path,
+    ranks_per_node: int,
+    nodes: int,
+    threads: int,
+    gpus: int,
+    where: str,
+) -> list[str]:
+    """The command that starts `python -m module --config arguments_file` in every rank.
+
+    One node: `torchrun --standalone`. Several: inside a Slurm job that holds the nodes, `srun`
+    starts one torchrun agent per node and the agents meet at a c10d rendezvous hosted here,
+    on the job's first node, which then numbers the nodes.
+    """
+    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={ranks_per_node}"]
+    entry = ["-m", module, "--config", str(arguments_file)]
+    if nodes <= 1:
+        return [*torchrun, "--standalone", *entry]
+    job_id = os.environ.get("SLURM_JOB_ID")
+    srun = shutil.which("srun")
+    if not job_id or srun is None:
+        raise RuntimeError(
+            f"config {where}.nodes: {nodes} nodes need a Slurm job that holds them "
+            "(snakemake --profile profiles/slurm); this job runs outside Slurm"
+        )
+    step = [srun, f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1"]
+    step.append(f"--cpus-per-task={threads}")
+    if gpus > 0:
+        step.append(f"--gres=gpu:{gpus}")
+    rendezvous = [
+        f"--nnodes={nodes}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={socket.gethostname()}:{_free_port()}",
+        f"--rdzv-id=wwmdistill-{job_id}",
+    ]
+    return [*step, *torchrun, *rendezvous, *entry]
+
+
 def run_training(
     module: str,
     run: Callable[[dict[str, Any]], Any],
     arguments: dict[str, Any],
+    *,
+    gpus: int,
     processes: int,
+    nodes: int,
+    threads: int,
     arguments_file: Path,
+    where: str,
 ) -> None:
-    """`run(arguments)` here, or `python -m module --config arguments_file` in `processes` ranks.
+    """`run(arguments)` here, or `python -m module --config arguments_file` in every rank.
 
-    torchrun starts one process per GPU (gloo on CPU). The arguments travel in a JSON file,
-    never through a shell string.
+    The ranks are one per GPU (gloo CPU ranks without GPUs) on each of `nodes` nodes. The
+    arguments travel in a JSON file, never through a shell string.
     """
-    if processes <= 1:
+    ranks_per_node = process_count(gpus, processes, where)
+    if nodes <= 1 and ranks_per_node <= 1:
         run(arguments)
         return
     arguments_file = Path(arguments_file)
     arguments_file.parent.mkdir(parents=True, exist_ok=True)
     arguments_file.write_text(json.dumps(arguments, indent=2), encoding="utf-8")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += [f"--nproc_per_node={processes}", "-m", module, "--config", str(arguments_file)]
+    command = torchrun_command(module, arguments_file, ranks_per_node, nodes, threads, gpus, where)
+    logging.getLogger(__name__).info("launching %s", command)
     subprocess.run(command, check=True)
+
+
+def launch_job(
+    module: str,
+    run: Callable[[dict[str, Any]], Any],
+    arguments: dict[str, Any],
+    smk: Any,
+    settings: Mapping[str, Any],
+    where: str,
+) -> None:
+    """run_training for a Snakemake job: `settings` is the config block holding gpus, processes
+    and nodes (`where` names it); the arguments file sits beside the rule's log."""
+    run_training(
+        module,
+        run,
+        arguments,
+        gpus=int(settings["gpus"]),
+        processes=int(settings["processes"]),
+        nodes=int(settings["nodes"]),
+        threads=int(smk.threads),
+        arguments_file=Path(smk.log[0]).with_suffix(".args.json"),
+        where=where,
+    )
 
 
 def main(run: Callable[[dict[str, Any]], Any], argv: list[str] | None = None) -> None:

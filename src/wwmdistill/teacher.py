@@ -8,6 +8,7 @@ rule output and a rerun resumes from the newest one, so a killed job loses at mo
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,11 +61,6 @@ class TeacherSettings:
             raise ValueError("config teacher.source: empty; use scratch, a hub id or a path")
         if settings.adapt_steps < 0:
             raise ValueError("config teacher.adapt_steps: must be >= 0")
-        if settings.training.processes != 1 or settings.training.gpus > 1:
-            raise ValueError(
-                "config teacher.training: teacher pretraining runs in one process (gpus <= 1, "
-                "processes 1); multi-process training is wired for students and fine-tuning"
-            )
         return settings
 
 
@@ -130,10 +126,14 @@ def _masked_head_trainer():
             logits = mlm_head(model)(hidden).float()
             labels = inputs["labels"][rows, cols]
             loss = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
-            # The Trainer counts the masked positions of the whole optimizer step (over
-            # accumulated micro-batches): dividing by that count gives their mean.
-            count = labels.numel() if num_items_in_batch is None else float(num_items_in_batch)
-            loss = loss / max(count, 1)
+            # The Trainer counts the masked positions of the whole optimizer step, over
+            # accumulated micro-batches and all ranks; DDP averages gradients over the ranks,
+            # hence their count: the step's loss is the mean over all those positions.
+            if num_items_in_batch is None:
+                loss = loss / max(labels.numel(), 1)
+            else:
+                ranks = self.accelerator.num_processes
+                loss = loss * ranks / max(float(num_items_in_batch), 1.0)
             return (loss, {"logits": logits}) if return_outputs else loss
 
     return MaskedHeadTrainer
@@ -243,6 +243,8 @@ def build_teacher(
                 run_fp,
                 seed,
             )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return train_info  # under torchrun the first rank evaluates and writes the teacher
     device = "cuda" if torch.cuda.is_available() else "cpu"
     heldout_metrics = (
         mlm_eval(
@@ -264,6 +266,7 @@ def build_teacher(
             "fingerprint": model_fingerprint(tmp),
             "parameters": sum(p.numel() for p in model.parameters()),
             "steps": train_info["steps"],
+            "processes": int(os.environ.get("WORLD_SIZE", "1")),
             "resumed_from": train_info["resumed_from"],
             "final_train_loss": train_info["final_train_loss"],
             "train_shards": [str(p) for p in train_paths],
@@ -279,3 +282,25 @@ def build_teacher(
         heldout_metrics,
     )
     return info
+
+
+def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """build_teacher from a JSON-able dict of its arguments (paths as strings).
+
+    `settings` is the `teacher` config block; the last masked shard is the held-out one. This is
+    what `--config` files hold.
+    """
+    return build_teacher(
+        TeacherSettings.from_config(arguments["settings"]),
+        [Path(p) for p in arguments["masked_paths"]],
+        Path(arguments["tokenizer_dir"]),
+        Path(arguments["out_dir"]),
+        Path(arguments["checkpoint_dir"]),
+        seed=int(arguments["seed"]),
+    )
+
+
+if __name__ == "__main__":
+    from wwmdistill.launch import main
+
+    main(run_from_arguments)

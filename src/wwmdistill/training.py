@@ -54,6 +54,7 @@ class TrainingSettings:
     precision: str = "auto"
     gpus: int = 0
     processes: int = 1
+    nodes: int = 1
 
     @classmethod
     def from_config(cls, block: dict[str, Any] | None, where: str) -> TrainingSettings:
@@ -62,7 +63,14 @@ class TrainingSettings:
             raise ValueError(
                 f"config {where}.precision: {settings.precision!r} not one of {PRECISIONS}"
             )
-        for name in ("max_steps", "batch_size", "save_steps", "logging_steps", "processes"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "save_steps",
+            "logging_steps",
+            "processes",
+            "nodes",
+        ):
             if getattr(settings, name) < 1:
                 raise ValueError(f"config {where}.{name}: must be at least 1")
         if settings.gradient_accumulation_steps < 1:
