@@ -334,8 +334,7 @@ def train_on_task(
         metric_for_best_model=metric,
         greater_is_better=True,
     )
-    with args.main_process_first(desc="checkpoint directory"):
-        resume = resume_checkpoint(Path(checkpoint_dir), fingerprint(run.fingerprint, world_size))
+    resume = resume_checkpoint(Path(checkpoint_dir), fingerprint(run.fingerprint, world_size), args)
     trainer = _trainer_class(dev, run.trainer_base or Trainer)(
         model=run.model,
         args=args,

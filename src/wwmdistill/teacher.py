@@ -120,10 +120,13 @@ def _masked_head_trainer():
     class MaskedHeadTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             rows, cols = inputs["mask_index"].unbind(1)
-            hidden = model.base_model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
-            ).last_hidden_state[rows, cols]
-            logits = mlm_head(model)(hidden).float()
+            text = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+            if self.accelerator.unwrap_model(model) is model:
+                hidden = model.base_model(**text).last_hidden_state[rows, cols]
+                logits = mlm_head(model)(hidden).float()
+            else:
+                # DDP syncs gradients only through its own forward: the full head runs there.
+                logits = model(**text).logits[rows, cols].float()
             labels = inputs["labels"][rows, cols]
             loss = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
             # The Trainer counts the masked positions of the whole optimizer step, over
@@ -162,12 +165,15 @@ def train_mlm(
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
     """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info."""
-    resume = resume_checkpoint(checkpoint_dir, run_fingerprint)
+    # Every parameter takes part in the MLM loss: DDP need not look for unused ones.
+    args = training_arguments(
+        training, checkpoint_dir, seed, max_steps=max_steps, ddp_find_unused_parameters=False
+    )
+    resume = resume_checkpoint(checkpoint_dir, run_fingerprint, args)
     if state := finished_state(resume, max_steps):
         return load_masked_lm(resume), _train_info(state, resume)
     if resume:
         log.info("resuming teacher training from %s", resume)
-    args = training_arguments(training, checkpoint_dir, seed, max_steps=max_steps)
     trainer = _masked_head_trainer()(
         model=model,
         args=args,

@@ -106,6 +106,10 @@ def training_arguments(
         # The collators emit exactly what the models take; nothing to drop.
         "remove_unused_columns": False,
         "dataloader_pin_memory": torch.cuda.is_available(),
+        # Under DDP each process reads its own slice of a streamed (masked shard) dataset, whole
+        # shards when they divide evenly: dispatching from rank 0 concatenates batches, which
+        # padded rows and mask_index do not survive.
+        "accelerator_config": {"dispatch_batches": False},
         "seed": seed,
         "data_seed": seed,
         **mixed_precision(training.precision),
@@ -156,17 +160,23 @@ def finished_state(resume: str | None, max_steps: int) -> Any:
     return state
 
 
-def resume_checkpoint(checkpoint_dir: Path, run_fingerprint: str) -> str | None:
+def resume_checkpoint(checkpoint_dir: Path, run_fingerprint: str, args: Any) -> str | None:
     """The newest complete checkpoint of this very run; another run's checkpoints are cleared.
 
     The fingerprint should leave out max_steps, save_steps and logging_steps, so a run asked to
     go further resumes where the last one stopped. The Trainer writes a checkpoint in place,
-    trainer_state.json last: one without it was cut short by a kill and is removed.
+    trainer_state.json last: one without it was cut short by a kill and is removed. Under DDP
+    the first rank of all (`args` are the run's TrainingArguments) tidies the directory while
+    the others wait: on several nodes it is one directory on a shared file system.
     """
+    with args.main_process_first(local=False, desc="checkpoint directory"):
+        return _tidy_and_find_checkpoint(Path(checkpoint_dir), run_fingerprint)
+
+
+def _tidy_and_find_checkpoint(checkpoint_dir: Path, run_fingerprint: str) -> str | None:
     from transformers.trainer import TRAINER_STATE_NAME
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-    checkpoint_dir = Path(checkpoint_dir)
     run_file = checkpoint_dir / RUN_FILE
     if checkpoint_dir.is_dir():
         recorded = json.loads(run_file.read_text()) if run_file.is_file() else {}

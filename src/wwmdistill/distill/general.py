@@ -392,9 +392,6 @@ def run_general_distillation(
         training,
         checkpoint_dir,
         seed,
-        # Each process reads its own slice of the stream (whole shards when they divide evenly):
-        # dispatching concatenates batches, which padded rows and mask_index do not survive.
-        accelerator_config={"dispatch_batches": False},
         # An unused LM head (kd and mlm weights 0) would stop DDP waiting for its gradients.
         ddp_find_unused_parameters=settings.weights.kd == 0 and settings.weights.mlm == 0,
     )
@@ -410,8 +407,7 @@ def run_general_distillation(
         seed,
         args.world_size,
     )
-    with args.main_process_first(desc="checkpoint directory"):
-        resume = resume_checkpoint(Path(checkpoint_dir), run_fp)
+    resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     if resume:
         log.info("resuming %s from %s", where, resume)
     trainer = DistillationTrainer(

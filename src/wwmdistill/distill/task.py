@@ -382,8 +382,7 @@ def run_stage1(
         seed,
         args.world_size,
     )
-    with args.main_process_first(desc="checkpoint directory"):
-        resume = resume_checkpoint(Path(checkpoint_dir), run_fp)
+    resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     if resume:
         log.info("resuming stage 1 of %s from %s", task.name, resume)
     trainer = _stage1_trainer(teacher, stage)(
