@@ -61,12 +61,14 @@ def torchrun_command(
     if nodes <= 1:
         return [*torchrun, "--standalone", *entry]
     job_id = os.environ.get("SLURM_JOB_ID")
-    srun = shutil.which("srun")
-    if not job_id or srun is None:
+    if not job_id:
         raise RuntimeError(
             f"config {where}.nodes: {nodes} nodes need a Slurm job that holds them "
             "(snakemake --profile profiles/slurm); this job runs outside Slurm"
         )
+    srun = shutil.which("srun")
+    if srun is None:
+        raise RuntimeError(f"config {where}.nodes: {nodes} nodes need srun, not on PATH")
     step = [srun, f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1"]
     step.append(f"--cpus-per-task={threads}")
     if gpus > 0:
