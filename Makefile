@@ -29,7 +29,7 @@ test: $(STAMP)
 test-faults: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m faults
 
-# The Slurm suite: a real one-node cluster on 127.0.0.1 (slurm-wlm and munge from apt-get, so
+# The Slurm suite: a real two-node cluster on 127.0.0.1 (slurm-wlm and munge from apt-get, so
 # root) running the tiny DAG through profiles/slurm, which needs the executor plugin.
 test-slurm: $(STAMP)
 	$(BIN)/python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || $(BIN)/pip install --quiet -e ".[slurm]"

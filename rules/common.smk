@@ -36,19 +36,22 @@ def training_resources(settings_of):
     resource out.
     """
 
+    def nodes(wildcards):
+        return settings_of(wildcards)["nodes"]
+
     def several(wildcards):
-        return settings_of(wildcards)["nodes"] > 1
+        return nodes(wildcards) > 1
 
     def gpus(wildcards):
         return settings_of(wildcards)["gpus"]
 
     return {
         "gpu": lambda wildcards: 0 if several(wildcards) else gpus(wildcards),
-        "nodes": lambda wildcards: settings_of(wildcards)["nodes"],
+        "nodes": nodes,
         "gres": lambda wildcards: (
             f"gpu:{gpus(wildcards)}" if several(wildcards) and gpus(wildcards) else None
         ),
-        "tasks": lambda wildcards: settings_of(wildcards)["nodes"] if several(wildcards) else None,
+        "tasks": lambda wildcards: nodes(wildcards) if several(wildcards) else None,
         # Else the plugin turns tasks into --ntasks-per-gpu for a job with GPUs.
         "tasks_per_gpu": lambda wildcards: 0 if several(wildcards) else None,
         "mpi": lambda wildcards: "srun" if several(wildcards) else None,
