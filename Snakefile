@@ -1,6 +1,10 @@
 # wwmdistill: distil a Chinese whole-word-masking BERT teacher into small students.
 # Thin on purpose: the stages live in rules/, the logic in src/wwmdistill/.
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+from wwmdistill.config_check import check_top_k, normalise_paths, reject_float_integers
 
 min_version("9.0")
 
@@ -9,6 +13,9 @@ configfile: "config.yaml"
 
 
 validate(config, "schemas/config.schema.yaml")
+reject_float_integers(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
+normalise_paths(config)
+check_top_k(config, Path("results/tokenizer"))
 
 
 include: "rules/common.smk"

@@ -11,6 +11,7 @@ rule augment:
     params:
         augment=lambda wildcards: canonical(config["tasks"][wildcards.task]["augment"]),
         segmentation=block("segmentation"),
+        content=augment_content,
         seed=config["seed"],
     log:
         "results/logs/augment/{task}/{slice}.log",

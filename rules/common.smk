@@ -2,12 +2,16 @@
 import re
 from pathlib import Path
 
+from wwmdistill.content import ContentDigests
 from wwmdistill.download import source_inputs
 from wwmdistill.tasks import task_input_files
 from wwmdistill.tasks.registry import get_spec
 
 DOWNLOAD_DIR = Path("results/download")
 DATA_ROOT = Path(config["data_root"])
+CONTENT = ContentDigests()
+# Values of model and tokenizer settings that name a stage rather than files on disk.
+STAGE_KEYWORDS = ("train", "scratch")
 SHARDS = [f"{i:05d}" for i in range(config["corpus"]["shards"])]
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -70,10 +74,29 @@ def downloaded_sources():
     return [name for name, spec in config["sources"].items() if spec["type"] in ("url", "hf")]
 
 
-def corpus_inputs(wildcards):
+# Files from outside results/ (corpora, task files, word lists, local models) are `ancient`: a
+# touched file reruns nothing. Their content digest is a param instead, so an edited one reruns
+# exactly its consumers (wwmdistill.content).
+def external(paths):
+    return [ancient(path) for path in paths]
+
+
+def local_paths(*settings):
+    """Those settings that name a file or directory on disk (not a hub id or a stage keyword)."""
+    return [s for s in settings if s and s not in STAGE_KEYWORDS and Path(s).exists()]
+
+
+def content_of(paths):
+    """The digest of the files at `paths`, or None when there are none (the param then stays)."""
+    return CONTENT.of(paths) if paths else None
+
+
+def corpus_inputs(downloaded):
+    """Download manifests (downloaded True) or the local and package files of the sources."""
     paths = []
     for name, spec in sorted(config["sources"].items()):
-        paths += source_inputs(name, spec, data_root=DATA_ROOT, download_dir=DOWNLOAD_DIR)
+        if (spec["type"] in ("url", "hf")) == downloaded:
+            paths += source_inputs(name, spec, data_root=DATA_ROOT, download_dir=DOWNLOAD_DIR)
     return paths
 
 
@@ -96,7 +119,16 @@ def segmenter_model():
     seg = config["segmentation"]
     if seg["backend"] != "ltp":
         return []
-    return [model_location(seg["ltp"]["model"], "results/segmenter/model")]
+    stage_dir = "results/segmenter/model"
+    location = model_location(seg["ltp"]["model"], stage_dir)
+    return [location] if location == stage_dir else external([location])
+
+
+def segmentation_files():
+    """What segmentation reads from outside results/: the user dictionary and a local LTP model."""
+    seg = config["segmentation"]
+    model = seg["ltp"]["model"] if seg["backend"] == "ltp" else None
+    return local_paths(seg["user_dict"], model)
 
 
 def segmenter_eval_targets():
@@ -172,6 +204,15 @@ def task_files(wildcards):
         str(path)
         for path in task_input_files(wildcards.task, task_block(wildcards), DATA_ROOT)
     ]
+
+
+def task_content(wildcards):
+    return content_of(task_files(wildcards))
+
+
+def augment_content(wildcards):
+    augment = config["tasks"][wildcards.task]["augment"]
+    return content_of(local_paths(augment["stopwords"], augment["synonyms"]) + segmentation_files())
 
 
 def base_model(wildcards):

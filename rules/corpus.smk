@@ -22,11 +22,13 @@ rule download:
 
 rule corpus:
     input:
-        corpus_inputs,
+        downloads=lambda wildcards: corpus_inputs(downloaded=True),
+        files=lambda wildcards: external(corpus_inputs(downloaded=False)),
     output:
         shards=shard_paths("corpus"),
         stats="results/corpus/stats.json",
     params:
+        content=lambda wildcards: content_of(corpus_inputs(downloaded=False)),
         sources=block("sources"),
         corpus=block("corpus"),
         data_root=corpus_data_root(),

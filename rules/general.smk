@@ -12,6 +12,9 @@ rule general:
         model=directory("results/general/{student}"),
     params:
         student=student_block,
+        content=lambda wildcards: content_of(
+            local_paths(config["students"][wildcards.student]["path"])
+        ),
         seed=config["seed"],
         checkpoint_dir=lambda wildcards: f"results/checkpoints/general/{wildcards.student}",
     log:

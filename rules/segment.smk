@@ -51,6 +51,7 @@ rule segment:
         shard="results/segmented/{shard}.arrow",
     params:
         segmentation=block("segmentation"),
+        content=content_of(segmentation_files()),
     log:
         "results/logs/segment/{shard}.log",
     benchmark:
@@ -73,6 +74,7 @@ rule evaluate_segmenter:
         json="results/segmenter/eval.json",
     params:
         segmentation=block("segmentation"),
+        content=content_of(segmentation_files()),
     log:
         "results/logs/evaluate_segmenter.log",
     threads: 1

@@ -3,10 +3,11 @@
 
 rule task_data:
     input:
-        files=task_files,
+        files=lambda wildcards: external(task_files(wildcards)),
     output:
         task=directory("results/tasks/{task}"),
     params:
+        content=task_content,
         task=task_block,
         data_root=config["data_root"],
         download_dir="results/download/tasks",

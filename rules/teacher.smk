@@ -8,6 +8,7 @@ rule tokenizer:
         dir=directory("results/tokenizer"),
     params:
         tokenizer=block("tokenizer"),
+        content=content_of(local_paths(config["tokenizer"]["source"])),
     log:
         "results/logs/tokenizer.log",
     benchmark:
@@ -31,6 +32,7 @@ rule teacher:
         model=directory("results/teacher/model"),
     params:
         teacher=block("teacher"),
+        content=content_of(local_paths(config["teacher"]["source"])),
         seed=config["seed"],
         checkpoint_dir="results/checkpoints/teacher",
     log:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wwmdistill.arrow_io import ArrowShardWriter
+from wwmdistill.arrow_io import ArrowShardWriter, open_shard
 from wwmdistill.corpus import CORPUS_SCHEMA
 
 CLUE_CORPUS = (
@@ -35,3 +35,14 @@ def write_corpus_shard(path: Path, doc_ids: list[str], texts: list[str], fp: str
     with ArrowShardWriter(path, CORPUS_SCHEMA, stage="corpus", fingerprint=fp) as writer:
         writer.write({"doc_id": doc_ids, "text": texts, "gold_word_ends": [None] * len(texts)})
     return path
+
+
+def emptied(shard: Path, out: Path, stage: str) -> Path:
+    """`shard`'s schema and metadata with no rows, as a corpus too small for its shards leaves."""
+    source = open_shard(shard, stage=stage)
+    meta = {k: v for k, v in source.meta.items() if k not in ("stage", "fingerprint")}
+    with ArrowShardWriter(
+        out, source.schema.remove_metadata(), stage=stage, fingerprint="empty", meta=meta
+    ):
+        pass
+    return out

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 
 from wwmdistill.arrow_io import (
@@ -90,6 +92,73 @@ def test_no_flipped_byte_reads_back_as_different_rows(tmp_path: Path) -> None:
             caught += 1
     # Most bytes are the zstd-compressed batches, whose frames carry no checksum of their own.
     assert caught > len(data) // 3 // 2
+
+
+def rewrite(path: Path, old: bytes, new: bytes, occurrence: int | None = None) -> None:
+    """Replace `old` with `new`, of the same length, everywhere or at one occurrence."""
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data
+    if occurrence is None:
+        data = data.replace(old, new)
+    else:
+        at = -1
+        for _ in range(occurrence + 1):
+            at = data.index(old, at + 1)
+        data = data[:at] + new + data[at + len(old) :]
+    path.write_bytes(data)
+
+
+def test_a_batch_whose_checksum_key_is_damaged_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "shard.arrow"
+    write_shard(path, batches=3, rows=20)
+    # Two bytes of the key's name swapped: the batch decodes as before, but without its CRC.
+    rewrite(path, b"wwmdistill.crc32", b"wwmdistill.rcc32", occurrence=1)
+    shard = open_shard(path)
+    message = f"{path}: record batch 1 is corrupted (its wwmdistill.crc32 checksum is missing)"
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        shard.read_all()
+
+
+def test_metadata_damaged_alike_in_both_schema_copies_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "shard.arrow"
+    write_shard(path)
+    rewrite(path, b"wwmdistill.fingerprint", b"wwmdistilX.fingerprint")
+    with pytest.raises(ArtifactError, match=f"{re.escape(str(path))}: no wwmdistill metadata"):
+        open_shard(path)
+
+
+def footer_blocks(path: Path) -> tuple[int, int]:
+    """Where the footer's vector of record batch blocks (24 bytes each) starts, and its length."""
+    data = path.read_bytes()
+    source = pa.BufferReader(data)
+    source.seek(8)  # the leading magic
+    messages = ipc.MessageReader.open_stream(source)
+    first = source.tell()
+    while messages.read_next_message().type != "record batch":
+        first = source.tell()
+    footer = len(data) - 10 - struct.unpack("<i", data[-10:-6])[0]
+    at = data.index(struct.pack("<q", first), footer)
+    return at, struct.unpack("<I", data[at - 4 : at])[0]
+
+
+@pytest.mark.parametrize("damage", ["drops the last batch", "lists a batch twice"])
+def test_a_damaged_footer_index_never_hides_or_repeats_a_batch(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "shard.arrow"
+    table = write_shard(path, batches=4, rows=20)
+    data = bytearray(path.read_bytes())
+    at, count = footer_blocks(path)
+    if damage == "drops the last batch":
+        data[at - 4 : at] = struct.pack("<I", count - 1)
+    else:
+        data[at : at + 24] = data[at + 24 : at + 48]
+    path.write_bytes(bytes(data))
+    shard = open_shard(path)
+    if damage == "drops the last batch":
+        message = "corrupted (its footer lists 3 record batches of 60 rows, it holds 4 of 80)"
+        with pytest.raises(ArtifactError, match=re.escape(f"{path}: {message}")):
+            shard.read_all()
+    else:  # batches are read in sequence, so the footer's index is never followed
+        assert shard.read_all().equals(table)
 
 
 @contextlib.contextmanager

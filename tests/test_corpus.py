@@ -113,7 +113,7 @@ def test_build_corpus_bad_utf8_raises_or_skips(tmp_path: Path) -> None:
     path.write_bytes("好的文档一\n".encode() + b"\xff\xfe broken\n" + "好的文档二\n".encode())
     with pytest.raises(CorpusFormatError, match=r"bad\.txt.*line 2"):
         _build(tmp_path, [_source(path)])
-    stats, outs = _build(tmp_path, [_source(path)], on_error="skip")
+    stats, outs = _build(tmp_path, [_source(path)], on_error="skip", shards=2)
     assert stats["dropped"]["invalid_utf8"] == 1
     assert sorted(_texts(outs)) == ["好的文档一", "好的文档二"]
     assert path.read_bytes().startswith("好的文档一".encode())  # the user's file is untouched
@@ -123,6 +123,18 @@ def test_build_corpus_empty_after_filtering(tmp_path: Path) -> None:
     path = tmp_path / "short.txt"
     path.write_text("短\n也短\n", encoding="utf-8")
     with pytest.raises(EmptyCorpusError, match="too_short"):
+        _build(tmp_path, [_source(path)])
+    assert not (tmp_path / "out" / "stats.json").exists()
+
+
+def test_fewer_documents_than_shards_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.txt"
+    path.write_text("第一篇文档的内容\n第二篇文档的内容\n", encoding="utf-8")
+    with pytest.raises(
+        EmptyCorpusError,
+        match=r"2 documents after filtering are too few for corpus.shards=3: 1 shards would get "
+        r"none \(.*out/0000\d.arrow\); lower corpus.shards",
+    ):
         _build(tmp_path, [_source(path)])
     assert not (tmp_path / "out" / "stats.json").exists()
 

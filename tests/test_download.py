@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
+import logging
 import os
 import re
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from local_http import Server, http_server, tcp_listener
 
 from wwmdistill.download import (
+    MAX_REDIRECTS,
     ChecksumError,
     DownloadError,
+    ExtractLimits,
     SourceFile,
     SourceSpecError,
     download_source,
@@ -33,71 +34,10 @@ from wwmdistill.download import (
 from wwmdistill.readers import read_documents
 
 
-@dataclass
-class Server:
-    """What the test server serves and what it was asked."""
-
-    base: str
-    files: dict[str, bytes] = field(default_factory=dict)
-    drop_first: set[str] = field(default_factory=set)  # paths whose first response is cut short
-    always_fail: dict[str, int] = field(default_factory=dict)  # path -> HTTP status
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
-
-
-def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # keep pytest output clean
-            pass
-
-        def do_GET(self) -> None:
-            range_header = self.headers.get("Range")
-            server.requests.append((self.path, range_header))
-            if self.path in server.always_fail:
-                self.send_error(server.always_fail[self.path])
-                return
-            body = server.files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            start = 0
-            if range_header:
-                start = int(re.fullmatch(r"bytes=(\d+)-", range_header).group(1))
-                if start >= len(body):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(body)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            else:
-                self.send_response(200)
-            payload = body[start:]
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.path in server.drop_first:
-                # Promise the whole body, send part of it, then hang up.
-                server.drop_first.discard(self.path)
-                self.wfile.write(payload[: len(payload) // 3])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            self.wfile.write(payload)
-
-    return Handler
-
-
 @pytest.fixture
 def server() -> Iterator[Server]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    state = Server(base=f"http://127.0.0.1:{httpd.server_address[1]}")
-    httpd.RequestHandlerClass = _handler(state)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with http_server() as state:
+        yield state
 
 
 def sha(data: bytes) -> str:
@@ -105,12 +45,15 @@ def sha(data: bytes) -> str:
 
 
 PAYLOAD = os.urandom(300_000)
+LIMITS = ExtractLimits("sources.test")
 
 
 def test_fetch_resumes_after_dropped_connection(server: Server, tmp_path: Path) -> None:
     server.files["/big.bin"] = PAYLOAD
     server.drop_first.add("/big.bin")
-    dest = fetch_url(f"{server.base}/big.bin", tmp_path / "big.bin", sha256=sha(PAYLOAD), backoff=0)
+    dest = fetch_url(
+        f"{server.base}/big.bin", tmp_path / "big.bin", sha256=sha(PAYLOAD), backoff=0
+    ).path
     assert sha(dest.read_bytes()) == sha(PAYLOAD)
     assert not (tmp_path / "big.bin.part").exists()
     assert server.requests[0] == ("/big.bin", None)
@@ -121,7 +64,7 @@ def test_fetch_resumes_after_dropped_connection(server: Server, tmp_path: Path) 
 def test_fetch_resumes_partial_file_from_earlier_run(server: Server, tmp_path: Path) -> None:
     server.files["/big.bin"] = PAYLOAD
     (tmp_path / "big.bin.part").write_bytes(PAYLOAD[:1000])
-    dest = fetch_url(f"{server.base}/big.bin", tmp_path / "big.bin", sha256=sha(PAYLOAD))
+    dest = fetch_url(f"{server.base}/big.bin", tmp_path / "big.bin", sha256=sha(PAYLOAD)).path
     assert dest.read_bytes() == PAYLOAD
     assert server.requests == [("/big.bin", "bytes=1000-")]
     # Complete and verified: a second call does not touch the network.
@@ -132,8 +75,12 @@ def test_fetch_resumes_partial_file_from_earlier_run(server: Server, tmp_path: P
 def test_fetch_finishes_when_part_is_already_whole(server: Server, tmp_path: Path) -> None:
     server.files["/big.bin"] = PAYLOAD
     (tmp_path / "big.bin.part").write_bytes(PAYLOAD)
-    dest = fetch_url(f"{server.base}/big.bin", tmp_path / "big.bin")
-    assert dest.read_bytes() == PAYLOAD
+    fetched = fetch_url(f"{server.base}/big.bin", tmp_path / "big.bin")
+    assert fetched.path.read_bytes() == PAYLOAD
+    assert (
+        fetched.verified
+        and fetched.check == f"all {len(PAYLOAD)} bytes the server announced arrived"
+    )
 
 
 def test_checksum_mismatch_names_both_digests(server: Server, tmp_path: Path) -> None:
@@ -165,6 +112,89 @@ def test_server_errors_retried_then_given_up(server: Server, tmp_path: Path) -> 
     assert len(server.requests) == 3
 
 
+def test_redirect_followed_with_range(server: Server, tmp_path: Path) -> None:
+    server.files["/new/big.bin"] = PAYLOAD
+    server.redirects["/old/big.bin"] = "/new/big.bin"  # relative, as servers often send it
+    (tmp_path / "big.bin.part").write_bytes(PAYLOAD[:1000])
+    fetched = fetch_url(f"{server.base}/old/big.bin", tmp_path / "big.bin", sha256=sha(PAYLOAD))
+    assert fetched.path.read_bytes() == PAYLOAD and fetched.verified
+    assert server.requests == [("/old/big.bin", "bytes=1000-"), ("/new/big.bin", "bytes=1000-")]
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file"])
+def test_redirect_to_other_scheme_refused_before_contact(
+    server: Server, tmp_path: Path, scheme: str
+) -> None:
+    with tcp_listener() as ftp:
+        target = f"ftp://127.0.0.1:{ftp.port}/a.txt" if scheme == "ftp" else "file:///etc/passwd"
+        server.redirects["/a.txt"] = "/hop"
+        server.redirects["/hop"] = target
+        with pytest.raises(DownloadError) as info:
+            fetch_url(f"{server.base}/a.txt", tmp_path / "a.txt", backoff=0)
+    message = str(info.value)
+    assert f"redirected to {target}, but only http:// and https://" in message
+    assert f"(got {scheme} scheme; redirects: " in message
+    assert f"{server.base}/a.txt -> {server.base}/hop -> {target})" in message
+    assert ftp.connections == []  # not even a TCP connection reached the ftp host
+    assert len(server.requests) == 2  # refused at once, not retried
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redirects_capped(server: Server, tmp_path: Path) -> None:
+    hops = MAX_REDIRECTS + 1
+    for i in range(hops):
+        server.redirects[f"/r{i}"] = f"/r{i + 1}"
+    server.files[f"/r{hops}"] = b"never reached"
+    with pytest.raises(DownloadError) as info:
+        fetch_url(f"{server.base}/r0", tmp_path / "x", backoff=0)
+    chain = " -> ".join(f"{server.base}/r{i}" for i in range(hops + 1))
+    assert str(info.value) == (
+        f"{server.base}/r0: more than {MAX_REDIRECTS} redirects, the most followed: {chain}"
+    )
+    assert len(server.requests) == hops
+
+
+def test_download_without_length_or_sha256_is_unverified(
+    server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.files["/stream.txt"] = b"line 1\nline 2\n"
+    server.no_length.add("/stream.txt")
+    url = f"{server.base}/stream.txt"
+    with caplog.at_level(logging.WARNING, logger="wwmdistill"):
+        fetched = fetch_url(url, tmp_path / "stream.txt")
+    assert fetched.path.read_bytes() == b"line 1\nline 2\n"
+    assert not fetched.verified
+    assert "no sha256 is configured and the server sent no Content-Length" in fetched.check
+    assert sha(b"line 1\nline 2\n") in fetched.check  # so the user can pin it
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == f"{url}: {fetched.path} is unverified: {fetched.check}"
+    # A rerun reuses the file and still knows, and says, that nothing checked it.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="wwmdistill"):
+        assert fetch_url(url, tmp_path / "stream.txt") == fetched
+    assert len(server.requests) == 1 and "is unverified" in caplog.text
+    # A pinned sha256 verifies the same bytes, with no Content-Length.
+    pinned = fetch_url(url, tmp_path / "stream.txt", sha256=sha(b"line 1\nline 2\n"))
+    assert pinned.verified and pinned.check.startswith("sha256 ")
+
+
+def test_unverified_download_recorded_in_manifest(server: Server, tmp_path: Path) -> None:
+    server.files["/news.txt"] = "第一行\n".encode()
+    server.no_length.add("/news.txt")
+    spec = {"type": "url", "url": f"{server.base}/news.txt", "format": "lines"}
+    manifest = download_source("news", spec, tmp_path / "dl" / "news")
+    assert manifest["download"]["url"] == spec["url"]
+    assert manifest["download"]["verified"] is False
+    assert "server sent no Content-Length" in manifest["download"]["check"]
+    server.no_length.clear()
+    changed = dict(spec, text_field="body")  # a new spec, but the file on disk is reused
+    assert (
+        download_source("news", changed, tmp_path / "dl" / "news")["download"]
+        == (manifest["download"])
+    )
+    assert len(server.requests) == 1
+
+
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
@@ -192,7 +222,7 @@ def test_zip_escape_refused_and_nothing_written(tmp_path: Path, bad: str) -> Non
     archive = make_zip(tmp_path / "a.zip", {"good.txt": b"fine", bad: b"pwned"})
     dest = tmp_path / "out" / "inner"
     with pytest.raises(DownloadError, match=rf"a\.zip: refusing member '{re.escape(bad)}'"):
-        extract_archive(archive, dest)
+        extract_archive(archive, dest, LIMITS)
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
     assert not (dest / "good.txt").exists()
 
@@ -209,7 +239,7 @@ def test_tar_links_outside_refused(tmp_path: Path, link: tuple[str, tuple[bytes,
     archive = make_tar(tmp_path / "a.tar.gz", {"good.txt": b"fine"}, dict([link]))
     dest = tmp_path / "out"
     with pytest.raises(DownloadError, match=rf"a\.tar\.gz: refusing member '{link[0]}'"):
-        extract_archive(archive, dest)
+        extract_archive(archive, dest, LIMITS)
     assert list(dest.iterdir()) == []
 
 
@@ -217,9 +247,107 @@ def test_tar_with_inner_link_extracts(tmp_path: Path) -> None:
     archive = make_tar(
         tmp_path / "a.tar.gz", {"d/a.txt": b"A"}, {"d/b.txt": (tarfile.SYMTYPE, "a.txt")}
     )
-    files = extract_archive(archive, tmp_path / "out")
+    files = extract_archive(archive, tmp_path / "out", LIMITS)
     assert files == [tmp_path / "out" / "d" / "a.txt"]
     assert (tmp_path / "out" / "d" / "b.txt").read_bytes() == b"A"
+
+
+@pytest.mark.parametrize("maker", ["zip", "tar"])
+def test_archive_over_the_byte_limit_refused(tmp_path: Path, maker: str) -> None:
+    members = {f"m{i}.txt": b"0" * 400 for i in range(3)}
+    archive = (
+        make_zip(tmp_path / "a.zip", members)
+        if maker == "zip"
+        else make_tar(tmp_path / "a.tar.gz", members, {})
+    )
+    dest = tmp_path / "out"
+    with pytest.raises(DownloadError) as info:
+        extract_archive(archive, dest, ExtractLimits("sources.web", max_bytes=1000))
+    assert str(info.value) == (
+        f"{archive}: members expand to 1.2 KiB, over the limit of 1000 bytes "
+        "(sources.web.max_extract_bytes: 1000); increase it if you trust the archive"
+    )
+    assert list(dest.iterdir()) == []
+
+
+# A zip's directory lists every member at once; a tar's headers are read only up to the limit.
+@pytest.mark.parametrize(("maker", "count"), [("zip", "8 members"), ("tar", "at least 5 members")])
+def test_archive_over_the_member_limit_refused(tmp_path: Path, maker: str, count: str) -> None:
+    members = {f"m{i}.txt": b"x" for i in range(8)}
+    archive = (
+        make_zip(tmp_path / "a.zip", members)
+        if maker == "zip"
+        else make_tar(tmp_path / "a.tar.gz", members, {})
+    )
+    dest = tmp_path / "out"
+    with pytest.raises(DownloadError) as info:
+        extract_archive(archive, dest, ExtractLimits("tasks.afqmc", max_members=4))
+    assert str(info.value) == (
+        f"{archive}: {count}, over the limit of 4 (tasks.afqmc.max_extract_members); "
+        "increase it if you trust the archive"
+    )
+    assert list(dest.iterdir()) == []
+
+
+def test_bytes_past_the_declared_sizes_stop_extraction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member that streams more than its header says (a decompressor that does not stop at
+    the declared size) is cut at the limit, and everything extracted before it is removed."""
+    archive = make_tar(tmp_path / "a.tar.gz", {"d/first.txt": b"ok", "d/liar.txt": b"tiny"}, {})
+    real = tarfile.TarFile.extractfile
+
+    def lying(self: tarfile.TarFile, member: tarfile.TarInfo) -> io.IOBase | None:
+        return io.BytesIO(b"z" * 5000) if member.name == "d/liar.txt" else real(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lying)
+    dest = tmp_path / "out"
+    (dest / "kept").mkdir(parents=True)  # what was there before stays
+    with pytest.raises(DownloadError) as info:
+        extract_archive(archive, dest, ExtractLimits("sources.web", max_bytes=1000))
+    assert str(info.value) == (
+        f"{archive}: members expand to more than 1000 bytes at member 'd/liar.txt' (their "
+        "headers declare 6 bytes), over the limit of 1000 bytes "
+        "(sources.web.max_extract_bytes: 1000); increase it if you trust the archive"
+    )
+    assert list(dest.iterdir()) == [dest / "kept"]
+
+
+def test_archive_within_the_limits_extracts(tmp_path: Path) -> None:
+    members = {"a.txt": b"x" * 500, "b/c.txt": b"y" * 500}
+    limits = ExtractLimits("sources.web", max_bytes=1000, max_members=2)
+    for archive in (
+        make_zip(tmp_path / "a.zip", members),
+        make_tar(tmp_path / "a.tar", members, {}),
+    ):
+        dest = tmp_path / archive.name.replace(".", "_")
+        assert extract_archive(archive, dest, limits) == [dest / "a.txt", dest / "b" / "c.txt"]
+        assert (dest / "b" / "c.txt").read_bytes() == b"y" * 500
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("max_extract_bytes", 0), ("max_extract_members", "many")]
+)
+def test_bad_extract_limits_named(server: Server, tmp_path: Path, key: str, value: object) -> None:
+    spec = {"type": "url", "url": f"{server.base}/c.zip", "format": "lines", key: value}
+    with pytest.raises(
+        SourceSpecError, match=rf"config sources\.c\.{key}: {value!r} is not a whole number >= 1"
+    ):
+        download_source("c", spec, tmp_path / "dl" / "c")
+    assert server.requests == []  # checked before any download
+
+
+def test_url_source_archive_over_the_limit(server: Server, tmp_path: Path) -> None:
+    server.files["/c.zip"] = make_zip(tmp_path / "c.zip", {"a.txt": b"x" * 2000}).read_bytes()
+    spec = {"type": "url", "url": f"{server.base}/c.zip", "format": "lines"}
+    with pytest.raises(DownloadError, match=r"over the limit of 1000 bytes \(sources\.c\.max"):
+        download_source("c", dict(spec, max_extract_bytes=1000), tmp_path / "dl" / "c")
+    assert not (tmp_path / "dl" / "c" / "manifest.json").exists()
+    [folder] = (tmp_path / "dl" / "c").iterdir()
+    assert list((folder / "extracted").iterdir()) == []
+    manifest = download_source("c", spec, tmp_path / "dl" / "c")  # the default limits allow it
+    assert [f["path"].rsplit("/", 1)[-1] for f in manifest["files"]] == ["a.txt"]
+    assert len(server.requests) == 1 and manifest["download"]["verified"] is True
 
 
 def test_url_zip_source_end_to_end(server: Server, tmp_path: Path) -> None:

@@ -68,6 +68,12 @@ def test_env_pins_every_dependency_within_pyproject(env: str) -> None:
         )
 
 
+def test_torch_is_one_whose_torch_load_unpickles_only_weights() -> None:
+    # Below 2.6 torch.load unpickles code unless told not to, and weights_only=True is escapable.
+    torch = project_requirements()["torch"].specifier
+    assert not torch.contains("2.5.1") and torch.contains("2.6.0")
+
+
 def test_cpu_and_gpu_envs_differ_only_in_the_torch_build() -> None:
     cpu = (REPO / "envs" / "cpu.yaml").read_text(encoding="utf-8")
     gpu = (REPO / "envs" / "gpu.yaml").read_text(encoding="utf-8")

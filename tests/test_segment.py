@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import jieba
 import pytest
 import rjieba
+import torch
+from ltp_models import HOSTILE, make_hostile, neural_ltp_dir
 from test_segmenter_train import peoples_daily, trained_on_peoples_daily, write_corpus
 
 from wwmdistill.arrow_io import ArtifactError, open_shard
 from wwmdistill.segment import (
     JiebaSegmenter,
+    LtpNeuralSegmenter,
     SegmentationSettings,
     check_partition,
+    load_ltp,
     make_segmenter,
     normalize_ends,
     optional_path,
@@ -176,3 +182,23 @@ def test_optional_model_input_forms(tmp_path):
     assert optional_path([str(tmp_path)]) == tmp_path == optional_path(str(tmp_path))
     with pytest.raises(ValueError, match="at most one"):
         optional_path(["a", "b"])
+
+
+@pytest.mark.parametrize("how", HOSTILE)
+def test_a_neural_ltp_model_loads_its_weights_but_runs_no_code_it_carries(
+    tmp_path, monkeypatch, how
+):
+    # The switch that turns torch.load's weights_only default off: the loader must not need it.
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    honest = neural_ltp_dir(tmp_path / "honest")
+    segmenter = load_ltp(honest)
+    assert isinstance(segmenter, LtpNeuralSegmenter)
+    saved = torch.load(honest / "pytorch_model.bin", weights_only=True)
+    loaded = segmenter.ltp.model.state_dict()
+    assert all(torch.equal(loaded[name], value) for name, value in saved.items())
+
+    marker = tmp_path / "code-ran"
+    carrier = make_hostile(neural_ltp_dir(tmp_path / "hostile"), how, marker)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(carrier))}: (holds more|refusing)"):
+        load_ltp(carrier.parent)
+    assert not marker.exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError
-from wwmdistill.download import ChecksumError
+from wwmdistill.download import ChecksumError, DownloadError
 from wwmdistill.tasks import (
     CLASSIFICATION_SCHEMA,
     IFLYTEK_LABELS,
@@ -508,6 +508,21 @@ def test_archive_without_the_split_file(tmp_path: Path, server) -> None:
         build(tmp_path, "afqmc", block)
 
 
+def test_archive_over_the_extract_limit(tmp_path: Path, server) -> None:
+    base, handler = server
+    body = _clue_zip("afqmc", 30)
+    handler.files["/afqmc_public.zip"] = body
+    block = {"source": "url", "url": f"{base}/afqmc_public.zip", "max_extract_bytes": 1000}
+    with pytest.raises(DownloadError, match=r"over the limit of 1000 bytes \(tasks\.afqmc\.max"):
+        build(tmp_path, "afqmc", block)
+    assert not (tmp_path / "out" / "afqmc").exists()
+    stats = build(tmp_path, "afqmc", dict(block, max_extract_bytes=len(body) * 100))
+    assert stats["dev"]["rows"] == 30 and handler.requests == ["/afqmc_public.zip"]
+    # The limits decide whether the archive is unpacked, not what the task holds.
+    limited = TaskSettings.from_config("afqmc", {"max_extract_bytes": 5, "max_extract_members": 1})
+    assert limited.for_fingerprint() == TaskSettings.from_config("afqmc", {}).for_fingerprint()
+
+
 # --- HF path on a local parquet copy ------------------------------------------------------------
 
 
@@ -554,6 +569,8 @@ def test_hf_source_maps_class_labels(tmp_path: Path) -> None:
         ({"on_error": "ignore"}, r"tasks\.afqmc\.on_error"),
         ({"max_examples": {"dev": 0}}, r"tasks\.afqmc\.max_examples\.dev: must be >= 1"),
         ({"dev_fraction": 0.6, "test_fraction": 0.5}, r"tasks\.afqmc: dev_fraction \+ test"),
+        ({"max_extract_bytes": 0}, r"tasks\.afqmc\.max_extract_bytes: 0 is not a whole number"),
+        ({"max_extract_members": True}, r"tasks\.afqmc\.max_extract_members: True is not a"),
     ],
 )
 def test_config_errors_name_the_key(block: dict, message: str) -> None:

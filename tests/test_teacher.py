@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from samples import emptied
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from wwmdistill.launch import run_training
@@ -26,6 +27,7 @@ from wwmdistill.teacher import (
     teacher_fingerprint,
 )
 from wwmdistill.tokenizer import load_tokenizer
+from wwmdistill.training import NoRowsError
 
 TINY = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128}
 STEPS = 30
@@ -142,23 +144,26 @@ def test_two_processes_train_the_teacher_as_one(tiny_masked, trained, tmp_path) 
     assert two["fingerprint"] == teacher_fingerprint(tmp_path / "model")
 
 
-def test_a_longer_run_resumes_from_the_last_checkpoint(tiny_masked, tmp_path) -> None:
+def test_a_changed_max_steps_trains_afresh_like_a_new_run(tiny_masked, tmp_path) -> None:
     short = {"batch_size": 8, "save_steps": 6, "logging_steps": 3}
-    first = _build(tiny_masked, tmp_path, max_steps=6, **short)
+    first = _build(tiny_masked, tmp_path / "run", max_steps=6, **short)
     assert first["steps"] == 6
-    second = _build(tiny_masked, tmp_path, max_steps=12, **short)
-    assert second["resumed_from"] == str(tmp_path / "checkpoints/checkpoint-6")
-    assert second["steps"] == 12
-    state = json.loads((tmp_path / "checkpoints/checkpoint-12/trainer_state.json").read_text())
-    assert state["global_step"] == 12
-    assert [e["step"] for e in state["log_history"] if "loss" in e] == [3, 6, 9, 12]
+    # Longer and shorter: never another length's checkpoint, whose schedule (or step count) is
+    # not this run's; the weights are a fresh run's byte for byte.
+    for steps in (12, 3):
+        changed = _build(tiny_masked, tmp_path / "run", max_steps=steps, **short)
+        fresh = _build(tiny_masked, tmp_path / f"fresh{steps}", max_steps=steps, **short)
+        assert changed["resumed_from"] is None and changed["steps"] == fresh["steps"] == steps
+        assert changed["fingerprint"] == fresh["fingerprint"]
+        weights = [tmp_path / run / "model/model.safetensors" for run in ("run", f"fresh{steps}")]
+        assert weights[0].read_bytes() == weights[1].read_bytes()
     # Killed after its last checkpoint: rerunning loads it and takes no extra step.
-    again = _build(tiny_masked, tmp_path, max_steps=12, **short)
-    assert again["resumed_from"] == str(tmp_path / "checkpoints/checkpoint-12")
-    assert again["steps"] == 12 and again["fingerprint"] == second["fingerprint"]
-    # Checkpoints of another run (other settings) are not resumed from.
-    other = _build(tiny_masked, tmp_path, max_steps=12, **short, learning_rate=1e-3)
-    assert other["resumed_from"] is None and other["steps"] == 12
+    again = _build(tiny_masked, tmp_path / "run", max_steps=3, **short)
+    assert again["resumed_from"] == str(tmp_path / "run/checkpoints/checkpoint-3")
+    assert again["steps"] == 3 and again["fingerprint"] == changed["fingerprint"]
+    # How often checkpoints are written is the one setting that may change and still resume.
+    resumed = _build(tiny_masked, tmp_path / "run", max_steps=3, **short | {"save_steps": 2})
+    assert resumed["resumed_from"] == str(tmp_path / "run/checkpoints/checkpoint-3")
 
 
 KILL_SCRIPT = """
@@ -282,3 +287,21 @@ def test_a_teacher_shipping_its_own_code_is_refused_unless_trusted(tiny_masked, 
         _build_from(source, tiny_masked, tmp_path)
     assert "custom_bert.Config" in str(err.value)
     assert not ran.exists() and not (tmp_path / "out").exists()
+
+
+def test_no_rows_to_train_or_evaluate_on_stop_the_teacher(tiny_masked, tmp_path) -> None:
+    train, heldout = tiny_masked.masked_paths
+    empty = emptied(train, tmp_path / "empty.arrow", "masked")
+    for shards, purpose in (([empty, heldout], "pretraining"), ([train, empty], "held-out")):
+        with pytest.raises(
+            NoRowsError, match=rf"teacher: {purpose}.*: no rows in {empty}; lower corpus.shards"
+        ):
+            build_teacher(
+                TeacherSettings.from_config(_block()),
+                shards,
+                tiny_masked.tokenizer_dir,
+                tmp_path / "model",
+                tmp_path / "checkpoints",
+                seed=0,
+            )
+    assert not (tmp_path / "model").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 from tiny_workflow import REPO, SHARED_DATA, planned_jobs, prepare_workdir, snakemake, tiny_config
 
 from wwmdistill.arrow_io import open_shard
+from wwmdistill.config_check import vocabulary_size
 
 pytestmark = pytest.mark.workflow
 
@@ -433,3 +435,67 @@ def test_gpus_become_the_training_jobs_gpu_resource(tmp_path: Path) -> None:
         "task_distill_stage1",
         "task_distill_stage2",
     }
+
+
+def test_a_corpus_too_small_for_its_shards_is_refused(tmp_path: Path) -> None:
+    prepare_workdir(tmp_path)
+    gold = (tmp_path / "data" / "pd.txt").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "data" / "pd.txt").write_text(gold[0] + "\n", encoding="utf-8")
+    result = snakemake(tmp_path, "--cores", "1", "results/corpus/stats.json", check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "results/logs/corpus.log").read_text(encoding="utf-8")
+    assert re.search(
+        r"1 documents after filtering are too few for corpus.shards=2: 1 shards would get none "
+        r"\(results/corpus/0000\d.arrow\); lower corpus.shards",
+        log,
+    )
+    assert not list((tmp_path / "results/corpus").glob("*.arrow"))
+
+
+def test_float_shards_and_a_top_k_over_the_vocabulary_stop_the_dry_run(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tmp_path)
+    config["corpus"]["shards"] = 2.0
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "config corpus.shards: 2.0 is not an integer" in result.stdout + result.stderr
+
+    # The tokenizer on disk (a trained vocabulary keeps every character of its alphabet, so it
+    # can outgrow vocab_size: the built one is what counts): stopped before any job runs.
+    size = vocabulary_size(finished_run / "results/tokenizer")
+    assert size is not None
+    cache = finished_run / "results/teacher/logits/00000.arrow"
+    before = cache.read_bytes()
+    with edited_config(finished_run, lambda c: c["logits"].update(top_k=size + 1)):
+        result = snakemake(finished_run, "--cores", "1", check=False)
+    output = result.stderr + result.stdout
+    assert result.returncode != 0 and f"config logits.top_k: {size + 1} exceeds" in output
+    assert cache.read_bytes() == before
+
+
+def test_a_cosmetically_different_data_root_reruns_nothing(finished_run: Path) -> None:
+    data_root = tiny_config(finished_run / "data")["data_root"]
+    for spelling in (data_root + "/", data_root + "/.", str(Path(data_root).parent) + "/./data"):
+        with edited_config(finished_run, lambda c, s=spelling: c.update(data_root=s)):
+            assert planned_jobs(finished_run) == {}, spelling
+
+
+def test_reruns_follow_content_not_clocks(finished_run: Path) -> None:
+    # Over 1 MB, where Snakemake stops comparing checksums: a copy of the same bytes, newer.
+    dev = finished_run / "data/cmrc2018/cmrc2018_dev.json"
+    content = dev.read_bytes()
+    assert len(content) > 1 << 20
+    dev.unlink()
+    dev.write_bytes(content)
+    corpus = finished_run / "data/pd.txt"
+    original = corpus.read_text(encoding="utf-8")
+    os.utime(corpus)
+    assert planned_jobs(finished_run) == {}
+    try:
+        corpus.write_text(original + "中国人民银行今天宣布下调存款准备金率。\n", encoding="utf-8")
+        assert planned_jobs(finished_run) == with_total(FRONT | FROM_TOKENIZER | DOWNSTREAM)
+    finally:
+        corpus.write_text(original, encoding="utf-8")
+    assert planned_jobs(finished_run) == {}

@@ -4,7 +4,8 @@ Every artifact carries schema metadata (stage, format version, fingerprint of wh
 plus stage-specific keys) so a reader can refuse a file from another stage, another format
 version or another producer, and a truncated or corrupted file is reported with its path.
 Each record batch carries a CRC32 of its contents: zstd frames as Arrow writes them hold no
-checksum, so without it a flipped byte could decode into different rows without an error.
+checksum, so without it a flipped byte could decode into different rows without an error. A batch
+without one is damaged too: this code writes none, so no damage can switch the check off.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -42,6 +44,16 @@ class ArtifactError(RuntimeError):
 def _checksum(batch: pa.RecordBatch) -> bytes:
     """CRC32 of the batch's uncompressed IPC form, which a sliced batch shares with its copy."""
     return f"{zlib.crc32(batch.serialize()):08x}".encode()
+
+
+def _verify(batch: pa.RecordBatch, custom: pa.KeyValueMetadata | None) -> None:
+    """Raise ValueError unless the batch carries its CRC32 and matches it."""
+    expected = (custom or {}).get(_CHECKSUM)
+    if expected is None:
+        # Every batch written here carries one: a key damaged out of its name is damage too.
+        raise ValueError(f"its {_CHECKSUM.decode()} checksum is missing")
+    if expected != _checksum(batch):
+        raise ValueError("its checksum does not match")
 
 
 def fingerprint(*parts: Any) -> str:
@@ -243,20 +255,34 @@ class ArrowShard:
     meta: dict[str, Any]
     schema: pa.Schema
     num_rows: int
-    _reader: ipc.RecordBatchFileReader
+    _data: pa.Buffer  # the whole file, memory-mapped
+    _batches: int  # as many as its footer lists
 
     def iter_batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-        for i in range(self._reader.num_record_batches):
+        """The batches in the order they were written, each checked against its CRC32.
+
+        They are read in sequence, not through the footer's index: a damaged footer could skip a
+        batch, which no check would then see, or list one twice. The footer must then agree.
+        """
+        stream = ipc.open_stream(self._data.slice(len(_FILE_MAGIC)))
+        rows = 0
+        for i in itertools.count():
             try:
-                batch, custom = self._reader.get_batch_with_custom_metadata(i)
-                expected = (custom or {}).get(_CHECKSUM)
-                if expected is not None and expected != _checksum(batch):
-                    raise ValueError("its checksum does not match")
+                batch, custom = stream.read_next_batch_with_custom_metadata()
+                _verify(batch, custom)
+            except StopIteration:
+                break
             except _READ_ERRORS as err:
                 raise ArtifactError(
                     f"{self.path}: record batch {i} is corrupted ({err}){_REBUILD}"
                 ) from err
+            rows += batch.num_rows
             yield batch.select(columns) if columns else batch
+        if (i, rows) != (self._batches, self.num_rows):
+            raise ArtifactError(
+                f"{self.path}: corrupted (its footer lists {self._batches} record batches of "
+                f"{self.num_rows} rows, it holds {i} of {rows}){_REBUILD}"
+            )
 
     def read_all(self, columns: list[str] | None = None) -> pa.Table:
         table = pa.Table.from_batches(list(self.iter_batches()), schema=self.schema)
@@ -274,13 +300,12 @@ def open_shard(
     if not path.exists():
         raise ArtifactError(f"{path}: missing")
     try:
-        source = pa.memory_map(str(path), "r")
-        reader = ipc.open_file(source)
+        data = pa.memory_map(str(path), "r").read_buffer()
+        reader = ipc.open_file(data)
         raw = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
         # The schema is stored twice, after the leading magic and in the footer, and no checksum
         # covers it: a damaged copy shows as a difference between the two.
-        source.seek(len(_FILE_MAGIC))
-        first = ipc.read_schema(ipc.read_message(source))
+        first = ipc.read_schema(ipc.read_message(data.slice(len(_FILE_MAGIC))))
         intact = first.equals(reader.schema, check_metadata=True)
     except _READ_ERRORS as err:
         raise ArtifactError(f"{path}: not a complete Arrow IPC file ({err}){_REBUILD}") from err
@@ -288,7 +313,8 @@ def open_shard(
         raise ArtifactError(f"{path}: corrupted (its two copies of the schema differ){_REBUILD}")
     got_stage = raw.get(f"{_META_PREFIX}stage")
     version = raw.get(f"{_META_PREFIX}format_version")
-    if got_stage is None or version is None:
+    got_fingerprint = raw.get(f"{_META_PREFIX}fingerprint")
+    if got_stage is None or version is None or got_fingerprint is None:
         raise ArtifactError(f"{path}: no wwmdistill metadata; not written by this workflow")
     if stage is not None and got_stage != stage:
         raise ArtifactError(f"{path}: expected a {stage!r} artifact, found {got_stage!r}")
@@ -312,9 +338,10 @@ def open_shard(
     return ArrowShard(
         path=path,
         stage=got_stage,
-        fingerprint=raw[f"{_META_PREFIX}fingerprint"],
+        fingerprint=got_fingerprint,
         meta=meta,
         schema=reader.schema,
         num_rows=num_rows,
-        _reader=reader,
+        _data=data,
+        _batches=reader.num_record_batches,
     )

@@ -34,7 +34,12 @@ from tqdm import tqdm
 
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError, fingerprint, open_shard
 from wwmdistill.logits import mlm_head
-from wwmdistill.models import ModelMismatchError, load_masked_lm, model_fingerprint
+from wwmdistill.models import (
+    ModelMismatchError,
+    load_masked_lm,
+    model_fingerprint,
+    require_model_dir,
+)
 from wwmdistill.segment import Segmenter
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import load_tokenizer, tokenizer_fingerprint
@@ -290,7 +295,7 @@ class Augmenter:
         self.segmenter = segmenter
         self.stopwords = load_stopwords(settings.stopwords)
         self.synonyms = load_synonyms(settings.synonyms) if settings.synonyms else {}
-        self.tokenizer = load_tokenizer(teacher_dir)
+        self.tokenizer = load_tokenizer(require_model_dir(teacher_dir, need_tokenizer=True))
         model = load_masked_lm(teacher_dir)
         config = model.config
         if len(self.tokenizer) > config.vocab_size:

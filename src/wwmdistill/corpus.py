@@ -56,7 +56,7 @@ class CorpusSource:
 
 
 class EmptyCorpusError(ValueError):
-    """Nothing was left after filtering."""
+    """Nothing, or too little to fill every shard, was left after filtering."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,18 @@ def build_corpus(
             f"the corpus is empty after filtering: {read} documents read, dropped by reason "
             f"{stats['dropped']}; check corpus.min_chars / max_chars and the sources"
         )
+    empty = [str(path) for path, count in zip(out_paths, per_shard, strict=True) if not count]
+    # Shards are content-addressed (identical texts meet in one shard), so they are not
+    # rebalanced. Fewer documents than shards is always a mistake; an empty shard by chance is
+    # named, and the stages that would train or evaluate on nothing refuse it themselves.
+    if documents < settings.shards:
+        raise EmptyCorpusError(
+            f"{documents} documents after filtering are too few for corpus.shards="
+            f"{settings.shards}: {len(empty)} shards would get none ({', '.join(empty)}); lower "
+            "corpus.shards"
+        )
+    if empty:
+        log.warning("corpus: no document landed in %s", ", ".join(empty))
     write_json(stats_path, stats)
     log.info("corpus: %s", stats)
     return stats

@@ -1,9 +1,10 @@
 """Get a corpus source onto disk and say which files to read and how.
 
-Four source types: `url` (resumable HTTP download, sha256 check, safe archive extraction), `hf`
-(a Hugging Face dataset streamed into zstd JSON lines), `local` (globs under the data root) and
-`package` (a data file shipped inside an installed Python package). Downloads end with a
-`manifest.json` written last, so its presence means the source is complete.
+Four source types: `url` (resumable HTTP download that follows only http(s) redirects, sha256 or
+length check, safe and size-capped archive extraction), `hf` (a Hugging Face dataset streamed
+into zstd JSON lines), `local` (globs under the data root) and `package` (a data file shipped
+inside an installed Python package). Downloads end with a `manifest.json` written last, so its
+presence means the source is complete.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import zstandard
 from tqdm import tqdm
@@ -42,6 +44,11 @@ _CHUNK = 1 << 16
 # Statuses worth retrying: the server or a proxy may recover.
 _RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+# As many hops as urllib itself would follow.
+MAX_REDIRECTS = 10
+DEFAULT_MAX_EXTRACT_BYTES = 64 << 30
+DEFAULT_MAX_EXTRACT_MEMBERS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -78,24 +85,75 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, chain: list[str] | None = None) -> None:
+    """Refuse `url` unless it is http(s); `chain` is the redirects that led to it, if any."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
+    if scheme in ("http", "https"):
+        return
+    got = f"got {scheme or 'no'} scheme"
+    if chain:
         raise DownloadError(
-            f"{url}: only http:// and https:// URLs can be downloaded (got {scheme or 'no'} "
-            "scheme); use a `local` source for files already on disk"
+            f"{chain[0]}: redirected to {url}, but only http:// and https:// URLs can be "
+            f"downloaded ({got}; redirects: {' -> '.join([*chain, url])})"
         )
+    raise DownloadError(
+        f"{url}: only http:// and https:// URLs can be downloaded ({got}); "
+        "use a `local` source for files already on disk"
+    )
 
 
-def _fetch_once(url: str, part: Path, timeout: float) -> None:
-    """Append what is missing of `url` to `part` (HTTP Range); raise _Incomplete if cut short."""
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Hands every redirect back as an HTTPError, so `_open` checks each hop before taking it."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> None:
+        return None
+
+
+def _open(url: str, headers: dict[str, str], timeout: float) -> http.client.HTTPResponse:
+    """GET `url`, following at most MAX_REDIRECTS redirects and only to http(s) URLs.
+
+    urllib's own redirect handling would follow a 302 to ftp:// or file://, so hops are taken
+    here, each checked like the first URL.
+    """
+    opener = urllib.request.build_opener(_NoRedirects)
+    chain = [url]
+    while True:
+        try:
+            return opener.open(urllib.request.Request(chain[-1], headers=headers), timeout=timeout)
+        except urllib.error.HTTPError as err:
+            location = err.headers.get("Location")
+            if err.code not in _REDIRECT_STATUSES or not location:
+                raise
+            err.close()  # it holds the connection open
+        next_url = urllib.parse.urljoin(chain[-1], location)
+        if len(chain) > MAX_REDIRECTS:
+            raise DownloadError(
+                f"{url}: more than {MAX_REDIRECTS} redirects, the most followed: "
+                f"{' -> '.join([*chain, next_url])}"
+            )
+        _check_url(next_url, chain)
+        chain.append(next_url)
+
+
+def _fetch_once(url: str, part: Path, timeout: float) -> int | None:
+    """Append what is missing of `url` to `part` (HTTP Range); raise _Incomplete if cut short.
+
+    Returns the whole file's size as the server announced it, or None when it did not.
+    """
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "wwmdistill", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _open(url, headers, timeout)
     except urllib.error.HTTPError as err:
         err.close()  # it holds the connection open
         if err.code == 416 and have:
@@ -103,7 +161,7 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
             # longer than the file now on the server. Content-Range says which.
             match = re.fullmatch(r"bytes \*/(\d+)", err.headers.get("Content-Range", ""))
             if match and int(match.group(1)) == have:
-                return
+                return have
             part.unlink()
             raise _Incomplete(f"{part}: stale partial download discarded") from err
         raise
@@ -134,35 +192,47 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
     size = part.stat().st_size
     if total is not None and size < total:
         raise _Incomplete(f"{url}: connection closed at byte {size} of {total}")
+    return total
 
 
-def fetch_url(
-    url: str,
-    dest: Path,
-    *,
-    sha256: str | None = None,
-    retries: int = 5,
-    backoff: float = 0.5,
-    timeout: float = 60.0,
-) -> Path:
-    """Download `url` to `dest`, resuming `dest.part` after a dropped connection or a restart.
+@dataclass(frozen=True)
+class Fetched:
+    """A downloaded file, whether it is known to be whole, and how (or why not)."""
 
-    Transient failures are retried with exponential backoff (`retries` attempts in a row without
-    progress). The sha256, when given, is checked before the file is renamed onto `dest`, so
-    `dest` only ever exists complete and verified.
-    """
-    _check_url(url)
-    dest = Path(dest)
-    expected = sha256.lower() if sha256 else None
-    if dest.exists() and (expected is None or sha256_file(dest) == expected):
-        return dest
+    path: Path
+    verified: bool
+    check: str
+
+
+def _check_record(dest: Path) -> Path:
+    """Where `fetch_url` keeps how `dest` was checked, for reruns that reuse the file."""
+    return dest.with_name(dest.name + ".check.json")
+
+
+def _reuse(dest: Path, expected: str | None) -> Fetched | None:
+    """`dest` as it is on disk, when it needs no download; None when it does."""
+    if not dest.exists():
+        return None
+    if expected is not None:
+        if sha256_file(dest) != expected:
+            return None
+        return Fetched(dest, True, f"sha256 {expected} matches")
+    # Without its record (as an older version left it) nobody knows if the file was whole.
+    record = _read_manifest(_check_record(dest))
+    return None if record is None else Fetched(dest, record["verified"], record["check"])
+
+
+def _fetch_new(
+    url: str, dest: Path, expected: str | None, retries: int, backoff: float, timeout: float
+) -> Fetched:
+    """Download `url` to `dest` through `dest.part`, resuming and retrying; check it whole."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     failures = 0
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _fetch_once(url, part, timeout)
+            total = _fetch_once(url, part, timeout)
             break
         except urllib.error.HTTPError as err:
             err.close()  # it holds the connection open
@@ -188,8 +258,46 @@ def fetch_url(
             raise ChecksumError(
                 f"{dest}: sha256 mismatch for {url}: expected {expected}, got {actual}"
             )
+        fetched = Fetched(dest, True, f"sha256 {expected} matches")
+    elif total is not None:
+        fetched = Fetched(dest, True, f"all {total} bytes the server announced arrived")
+    else:
+        fetched = Fetched(
+            dest,
+            False,
+            "no sha256 is configured and the server sent no Content-Length, so a download cut "
+            f"short would look complete; set sha256 to check it (what arrived has sha256 "
+            f"{sha256_file(part)})",
+        )
+    # The record goes first: a `dest` without one is downloaded again.
+    write_json(_check_record(dest), {"verified": fetched.verified, "check": fetched.check})
     os.replace(part, dest)
-    return dest
+    return fetched
+
+
+def fetch_url(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    retries: int = 5,
+    backoff: float = 0.5,
+    timeout: float = 60.0,
+) -> Fetched:
+    """Download `url` to `dest`, resuming `dest.part` after a dropped connection or a restart.
+
+    Transient failures are retried with exponential backoff (`retries` attempts in a row without
+    progress). The sha256, when given, is checked before the file is renamed onto `dest`, so
+    `dest` only ever exists complete and verified; without one, the server's Content-Length is
+    what shows the file whole, and a file with neither is returned unverified, with a warning.
+    """
+    _check_url(url)
+    dest = Path(dest)
+    expected = sha256.lower() if sha256 else None
+    fetched = _reuse(dest, expected) or _fetch_new(url, dest, expected, retries, backoff, timeout)
+    if not fetched.verified:
+        log.warning("%s: %s is unverified: %s", url, dest, fetched.check)
+    return fetched
 
 
 def _bad_member_name(name: str) -> str | None:
@@ -201,30 +309,138 @@ def _bad_member_name(name: str) -> str | None:
     return None
 
 
-def _extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
+def _size(n: int) -> str:
+    """`n` bytes as a person reads them: 3.2 GiB."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """How far one archive may expand on disk; `where` is the config block that sets it."""
+
+    where: str
+    max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES
+    max_members: int = DEFAULT_MAX_EXTRACT_MEMBERS
+
+    def __post_init__(self) -> None:
+        for key, value in (("bytes", self.max_bytes), ("members", self.max_members)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SourceSpecError(
+                    f"config {self.where}.max_extract_{key}: {value!r} is not a whole number >= 1"
+                )
+
+    @classmethod
+    def of(cls, where: str, block: Mapping[str, Any]) -> ExtractLimits:
+        """The limits a config block sets with `max_extract_bytes` and `max_extract_members`."""
+        return cls(
+            where,
+            block.get("max_extract_bytes", DEFAULT_MAX_EXTRACT_BYTES),
+            block.get("max_extract_members", DEFAULT_MAX_EXTRACT_MEMBERS),
+        )
+
+    def check_members(self, archive: Path, count: int, *, at_least: bool = False) -> None:
+        if count > self.max_members:
+            raise DownloadError(
+                f"{archive}: {'at least ' if at_least else ''}{count} members, over the limit of "
+                f"{self.max_members} ({self.where}.max_extract_members); increase it if you "
+                "trust the archive"
+            )
+
+    def too_big(self, archive: Path, expanded: str) -> DownloadError:
+        """The error for an archive whose members expand to `expanded`, past max_bytes."""
+        return DownloadError(
+            f"{archive}: members expand to {expanded}, over the limit of {_size(self.max_bytes)} "
+            f"({self.where}.max_extract_bytes: {self.max_bytes}); increase it if you trust the "
+            "archive"
+        )
+
+
+@dataclass
+class _Written:
+    """The bytes one extraction has written so far, counted as they stream."""
+
+    archive: Path
+    limits: ExtractLimits
+    declared: int
+    total: int = 0
+
+    def copy(self, source: IO[bytes], target: Path, name: str) -> None:
+        # Headers may understate what a member decompresses to: the bytes written are what count.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            while chunk := source.read(_CHUNK):
+                self.total += len(chunk)
+                if self.total > self.limits.max_bytes:
+                    raise self.limits.too_big(
+                        self.archive,
+                        f"more than {_size(self.limits.max_bytes)} at member {name!r} (their "
+                        f"headers declare {_size(self.declared)})",
+                    )
+                out.write(chunk)
+
+
+def _extract_zip(archive: Path, dest_dir: Path, limits: ExtractLimits) -> list[Path]:
     with zipfile.ZipFile(archive) as zf:
         members = zf.infolist()
+        limits.check_members(archive, len(members))
+        declared = sum(info.file_size for info in members)
+        if declared > limits.max_bytes:
+            raise limits.too_big(archive, _size(declared))
         for info in members:
             problem = _bad_member_name(info.filename)
             if problem:
                 raise DownloadError(f"{archive}: refusing member {info.filename!r} ({problem})")
-        # zipfile writes symlink entries as small regular files, so they cannot point anywhere.
-        zf.extractall(dest_dir)
+        written = _Written(archive, limits, declared)
+        for info in members:
+            if info.is_dir():
+                (dest_dir / info.filename).mkdir(parents=True, exist_ok=True)
+                continue
+            # Symlink entries are written as small regular files, so they cannot point anywhere.
+            with zf.open(info) as source:
+                written.copy(source, dest_dir / info.filename, info.filename)
     return [dest_dir / info.filename for info in members if not info.is_dir()]
 
 
-def _extract_tar(archive: Path, dest_dir: Path) -> list[Path]:
+def _tar_safe(archive: Path, member: tarfile.TarInfo, dest_dir: Path) -> tarfile.TarInfo:
+    """`member` as the stdlib's "data" filter lets it be extracted, or a DownloadError."""
+    try:
+        return tarfile.data_filter(member, str(dest_dir))
+    except tarfile.FilterError as err:
+        raise DownloadError(f"{archive}: refusing member {member.name!r} ({err})") from err
+
+
+def _extract_tar(archive: Path, dest_dir: Path, limits: ExtractLimits) -> list[Path]:
     with tarfile.open(archive, "r:*") as tf:
-        members = tf.getmembers()
-        # Check every member with the stdlib's "data" filter before writing anything, so a bad
-        # archive leaves nothing behind; extraction then applies the same filter.
+        members: list[tarfile.TarInfo] = []
+        for member in tf:
+            members.append(member)
+            # Stop reading headers at the limit: millions of empty members compress to little.
+            limits.check_members(archive, len(members), at_least=True)
+        declared = sum(m.size for m in members if m.isreg())
+        if declared > limits.max_bytes:
+            raise limits.too_big(archive, _size(declared))
+        # Check every member before writing anything, so a bad archive leaves nothing behind.
         for member in members:
-            try:
-                tarfile.data_filter(member, str(dest_dir))
-            except tarfile.FilterError as err:
-                raise DownloadError(f"{archive}: refusing member {member.name!r} ({err})") from err
-        tf.extractall(dest_dir, filter="data")
-    return [dest_dir / m.name for m in members if m.isfile()]
+            _tar_safe(archive, member, dest_dir)
+        written = _Written(archive, limits, declared)
+        files = []
+        for member in members:
+            # Checked again: links extracted before it may change where a path leads.
+            safe = _tar_safe(archive, member, dest_dir)
+            if not safe.isreg():
+                tf.extract(safe, dest_dir, filter="data")
+                continue
+            source = tf.extractfile(member)
+            assert source is not None  # a regular member always has data
+            with source:
+                written.copy(source, dest_dir / safe.name, member.name)
+            files.append(dest_dir / safe.name)
+    return files
 
 
 def is_archive(path: Path) -> bool:
@@ -232,23 +448,38 @@ def is_archive(path: Path) -> bool:
     return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
 
 
-def extract_archive(archive: Path, dest_dir: Path) -> list[Path]:
+def _extract(archive: Path, dest_dir: Path, limits: ExtractLimits) -> list[Path]:
+    try:
+        if zipfile.is_zipfile(archive):
+            return _extract_zip(archive, dest_dir, limits)
+        if tarfile.is_tarfile(archive):
+            return _extract_tar(archive, dest_dir, limits)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+        raise DownloadError(f"{archive}: corrupt archive ({err})") from err
+    raise DownloadError(f"{archive}: not a zip or tar archive")
+
+
+def extract_archive(archive: Path, dest_dir: Path, limits: ExtractLimits) -> list[Path]:
     """Unpack a zip or tar (.tar, .tar.gz/.tgz, .tar.bz2, .tar.xz) into `dest_dir`.
 
     Members with absolute paths, `..` escapes, or links pointing outside `dest_dir` make the whole
-    archive refused before anything is written. Returns the extracted regular files, sorted.
+    archive refused before anything is written, as do more members or declared bytes than
+    `limits` allow. Bytes written past the limit (headers can lie) stop the extraction, and
+    whatever it wrote is removed. Returns the extracted regular files, sorted.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
+    before = set(dest_dir.iterdir())
     try:
-        if zipfile.is_zipfile(archive):
-            files = _extract_zip(archive, dest_dir)
-        elif tarfile.is_tarfile(archive):
-            files = _extract_tar(archive, dest_dir)
-        else:
-            raise DownloadError(f"{archive}: not a zip or tar archive")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
-        raise DownloadError(f"{archive}: corrupt archive ({err})") from err
+        files = _extract(archive, dest_dir, limits)
+    except BaseException:
+        # Nothing half extracted stays behind, whatever stopped it (a bomb, a full disk, ^C).
+        for path in set(dest_dir.iterdir()) - before:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        raise
     return sorted(files)
 
 
@@ -375,21 +606,24 @@ def download_source(name: str, spec: dict[str, Any], out_dir: Path) -> dict[str,
         return old
     fmt = _format(name, spec)
     text_field = spec.get("text_field") or "text"
+    download: dict[str, Any] = {}
     if kind == "hf":
         files = [download_hf(spec, out_dir / f"{name}.jsonl.zst")]
     else:
         url = _spec_value(name, spec, "url")
+        limits = ExtractLimits.of(f"sources.{name}", spec)
         # One folder per URL, so a changed URL never resumes or reuses another URL's bytes.
         dest = out_dir / fingerprint(url)[:12] / _filename_from_url(url)
         fetched = fetch_url(url, dest, sha256=spec.get("sha256"))
-        if is_archive(fetched):
+        download = {"url": url, "verified": fetched.verified, "check": fetched.check}
+        if is_archive(fetched.path):
             unpacked = dest.parent / "extracted"
             # A previous, interrupted extraction may have left files of an older archive.
             shutil.rmtree(unpacked, ignore_errors=True)
-            files = extract_archive(fetched, unpacked)
+            files = extract_archive(fetched.path, unpacked, limits)
             root = unpacked
         else:
-            files, root = [fetched], dest.parent
+            files, root = [fetched.path], dest.parent
         members = spec.get("members")
         if members:
             files = [
@@ -405,6 +639,9 @@ def download_source(name: str, spec: dict[str, Any], out_dir: Path) -> dict[str,
             for f in files
         ],
     }
+    if download:
+        # Whether the file is known to be whole, and how; `verified: false` says why not.
+        manifest["download"] = download
     write_json(manifest_path, manifest)
     return manifest
 

@@ -20,6 +20,7 @@ import torch
 from wwmdistill.arrow_io import ArtifactError, write_json
 from wwmdistill.distill.student import count_parameters
 from wwmdistill.finetune import METRICS, PRIMARY_METRIC
+from wwmdistill.models import require_model_dir
 from wwmdistill.speed import measure_speed, model_size_mb
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _speed(model_dir: Path, kind: str, seq_len: int, settings: SpeedSettings) ->
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     auto = AutoModelForQuestionAnswering if kind == "qa" else AutoModelForSequenceClassification
-    model = auto.from_pretrained(model_dir)
+    model = auto.from_pretrained(require_model_dir(model_dir))
     speed: dict[str, Any] = {"seq_len": seq_len}
     speed["cpu"] = measure_speed(
         model, seq_len, device="cpu", repeats=settings.repeats, warmup=settings.warmup

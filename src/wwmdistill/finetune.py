@@ -20,15 +20,17 @@ import pyarrow as pa
 
 from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
 from wwmdistill.metrics import accuracy, cmrc2018_scores
-from wwmdistill.models import model_fingerprint, weight_files
+from wwmdistill.models import model_fingerprint, require_model_dir, weight_files
 from wwmdistill.qa import decode_answers, eval_features, train_features
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     PRECISIONS,
+    NoRowsError,
     TrainingSettings,
     finished_state,
     resume_checkpoint,
+    run_fingerprint,
     training_arguments,
 )
 
@@ -114,6 +116,12 @@ def load_task(task_dir: str | Path) -> TaskData:
     for needed in ("train", "dev"):
         if needed not in splits:
             raise FileNotFoundError(f"{task_dir}: no {needed}.arrow; a task needs train and dev")
+        if splits[needed].num_rows == 0:
+            name = meta.get("task", task_dir.name)
+            raise NoRowsError(
+                f"{task_dir / needed}.arrow holds no rows: nothing to train or score on; "
+                f"check tasks.{name}.max_examples and tasks.{name}.splits"
+            )
     if meta.get("kind") not in PRIMARY_METRIC:
         raise ValueError(f"{task_dir}: unknown task kind {meta.get('kind')!r}")
     return TaskData(
@@ -215,6 +223,7 @@ def _trainer_class(predictor: _Predictor, base: Any):
 def _load_model(model_dir: Path, task: TaskData):
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
+    require_model_dir(model_dir)
     if task.kind == "qa":
         return AutoModelForQuestionAnswering.from_pretrained(model_dir)
     return AutoModelForSequenceClassification.from_pretrained(
@@ -277,7 +286,8 @@ class TaskRun:
     """What one training run on a task needs beyond the Trainer's defaults.
 
     `trainer_base` is the Trainer class the task trainer derives from (task distillation's
-    loss); `fingerprint` identifies the run so checkpoints of another are never resumed.
+    loss); `inputs_fingerprint` identifies what it reads besides `settings` (base model, data),
+    so that checkpoints of another run are never resumed.
     """
 
     task: TaskData
@@ -289,7 +299,7 @@ class TaskRun:
     seed: int
     model_name: str
     base_dir: Path
-    fingerprint: str
+    inputs_fingerprint: str
     trainer_base: Any = None
     trainer_kwargs: dict[str, Any] | None = None
 
@@ -334,7 +344,8 @@ def train_on_task(
         metric_for_best_model=metric,
         greater_is_better=True,
     )
-    resume = resume_checkpoint(Path(checkpoint_dir), fingerprint(run.fingerprint, world_size), args)
+    run_fp = run_fingerprint(asdict(settings), run.inputs_fingerprint, run.seed)
+    resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     trainer = _trainer_class(dev, run.trainer_base or Trainer)(
         model=run.model,
         args=args,
@@ -437,7 +448,7 @@ def run_finetune(
 
     model_dir = Path(model_dir)
     task = load_task(task_dir)
-    tokenizer = load_tokenizer(model_dir)
+    tokenizer = load_tokenizer(require_model_dir(model_dir, need_tokenizer=True))
     set_seed(seed)
     model = load_task_model(model_dir, task, settings, f"tasks.{task.name}.finetune")
     run = TaskRun(
@@ -450,12 +461,7 @@ def run_finetune(
         seed=seed,
         model_name=model_name,
         base_dir=model_dir,
-        fingerprint=fingerprint(
-            asdict(settings) | {"logging_steps": None},
-            model_fingerprint(model_dir),
-            task.fingerprints,
-            seed,
-        ),
+        inputs_fingerprint=fingerprint(model_fingerprint(model_dir), task.fingerprints),
     )
     return train_on_task(run, out_dir, predictions_dir, checkpoint_dir, callbacks=callbacks)
 

@@ -11,6 +11,8 @@ from wwmdistill.arrow_io import ArtifactError
 # Hugging Face weight files, sharded or not; safetensors first. Other *.bin files in a checkpoint
 # (training_args.bin) are pickles and never weights.
 WEIGHT_GLOBS = ("model*.safetensors", "pytorch_model*.bin")
+# The fast tokenizer every tokenizer directory of the workflow holds, copied beside each model.
+TOKENIZER_FILE = "tokenizer.json"
 
 
 class ModelMismatchError(ValueError):
@@ -56,6 +58,22 @@ def config_file(model_dir: str | Path) -> Path:
     if not config.is_file():
         raise ArtifactError(f"{model_dir}: missing config.json")
     return config
+
+
+def require_model_dir(model_dir: str | Path, *, need_tokenizer: bool = False) -> Path:
+    """`model_dir`, once it holds config.json, weights and (if needed) the tokenizer.
+
+    transformers reports a missing file deep inside the job that loads the model, without naming
+    the directory; every consumer of a model directory checks it here first.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ArtifactError(f"{model_dir}: missing (not a model directory)")
+    config_file(model_dir)
+    weight_files(model_dir)
+    if need_tokenizer and not (model_dir / TOKENIZER_FILE).is_file():
+        raise ArtifactError(f"{model_dir}: missing {TOKENIZER_FILE}")
+    return model_dir
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
@@ -113,9 +131,7 @@ def load_masked_lm(model_dir: str | Path, *, trust_remote_code: bool = False):
     """
     from transformers import AutoConfig, AutoModelForMaskedLM
 
-    model_dir = Path(model_dir)
-    config_file(model_dir)
-    weight_files(model_dir)
+    model_dir = require_model_dir(model_dir)
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     if config.model_type == "bert":
         # HFL's RoBERTa-wwm checkpoints are BERT checkpoints: load them with BertForMaskedLM.

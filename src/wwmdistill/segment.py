@@ -14,6 +14,7 @@ import json
 import logging
 import operator
 import os
+import pickle
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("ltp", "jieba", "whitespace", "gold")
 LTP_CONFIG = "config.json"
+LTP_WEIGHTS = "pytorch_model.bin"
+# The key under which an LTP config names what to call to build the model.
+_LTP_TARGET = "_ltp_target_"
 _WHITESPACE = re.compile(r"\s+")
 _NON_WHITESPACE = re.compile(r"\S+")
 
@@ -201,14 +205,78 @@ class LtpPerceptronSegmenter:
         return _segment_chunks(texts, lambda chunks: self.model.batch_predict(chunks))
 
 
+def _ltp_model_part(target: object) -> bool:
+    """Whether an `_ltp_target_` names ltp_core's backbone builder or one of its model modules."""
+    if not isinstance(target, str) or not target.startswith("ltp_core.models."):
+        return False
+    import torch
+    from ltp_core.models.utils import load_transformers
+    from ltp_core.models.utils.instantiate import find_callable
+
+    try:
+        found = find_callable(target)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    # Checked once resolved: a dotted path can reach through a module into anything it imports.
+    return found is load_transformers or (
+        isinstance(found, type)
+        and issubclass(found, torch.nn.Module)
+        and found.__module__.startswith("ltp_core.models.")
+    )
+
+
+def check_ltp_targets(node: object, config_file: Path) -> None:
+    """Refuse an LTP config that names anything but ltp_core's model parts to build the model.
+
+    LTP imports and calls whatever each `_ltp_target_` names, at any depth (os.system as well as
+    its own classes), so an unchecked model directory is code.
+    """
+    if not isinstance(node, dict):
+        return
+    if _LTP_TARGET in node and not _ltp_model_part(node[_LTP_TARGET]):
+        raise ValueError(
+            f"{config_file}: refusing {_LTP_TARGET} {node[_LTP_TARGET]!r}; an LTP model may only "
+            "be built from ltp_core's model classes"
+        )
+    for value in node.values():
+        check_ltp_targets(value, config_file)
+
+
+def load_neural_ltp(model_dir: Path, config: dict[str, Any]):
+    """What `ltp.LTP(model_dir)` returns for a neural model, without running code from the model.
+
+    LTP's own loader calls what config.json names and unpickles pytorch_model.bin with torch's
+    default `weights_only`, which TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns off: here the names are
+    checked first and the weights read with `weights_only=True` whatever the environment.
+    """
+    import torch
+    from ltp.nerual import LTP as NeuralLTP  # sic: LTP's own module name
+    from transformers import AutoTokenizer
+
+    check_ltp_targets(config, model_dir / LTP_CONFIG)
+    weights_file = model_dir / LTP_WEIGHTS
+    try:
+        weights = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{weights_file}: holds more than weights (pickled objects or code); refusing to "
+            "unpickle it"
+        ) from err
+    ltp = NeuralLTP(config=config)
+    ltp.tokenizer = AutoTokenizer.from_pretrained(
+        str(model_dir), config=ltp.model.backbone.config, use_fast=True, local_files_only=True
+    )
+    ltp.load_state_dict(weights, strict=False)  # as LTP's own loader does
+    return ltp.eval()
+
+
 class LtpNeuralSegmenter:
-    """An LTP neural model directory (LTP/tiny, small, base…) through `ltp.LTP(dir)`'s cws task."""
+    """An LTP neural model directory (LTP/tiny, small, base…) through LTP's cws task."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, config: dict[str, Any]) -> None:
         import torch
-        from ltp import LTP
 
-        self.ltp = LTP(str(model_dir))
+        self.ltp = load_neural_ltp(model_dir, config)
         if torch.cuda.is_available():
             self.ltp.to("cuda")
         self.identity = {
@@ -343,7 +411,7 @@ def load_ltp(path: Path) -> LtpPerceptronSegmenter | LtpNeuralSegmenter:
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{config_file}: not an LTP config ({err!r})") from err
     if cws_file is None:
-        return LtpNeuralSegmenter(path)
+        return LtpNeuralSegmenter(path, config)
     return LtpPerceptronSegmenter(cws_file)
 
 

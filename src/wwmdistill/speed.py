@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedModel
 
 from wwmdistill.distill.student import count_parameters
-from wwmdistill.models import weight_files
+from wwmdistill.models import require_model_dir, weight_files
 
 # Config attributes that hold special-token ids; random ids start above all of them.
 SPECIAL_ID_KEYS = (
@@ -177,7 +177,7 @@ def bench_model(
     """
     from transformers import AutoModel
 
-    model_dir = Path(model_dir)
+    model_dir = require_model_dir(model_dir)
     size_mb = model_size_mb(model_dir)
     # float32 whatever the checkpoint's dtype: the table compares architectures, not storage.
     model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32)

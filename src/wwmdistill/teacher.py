@@ -28,10 +28,13 @@ from wwmdistill.models import (
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import TOKENIZER_FILES, copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
+    FEWER_SHARDS,
     ModelSize,
     TrainingSettings,
     finished_state,
+    require_rows,
     resume_checkpoint,
+    run_fingerprint,
     training_arguments,
 )
 
@@ -161,7 +164,7 @@ def train_mlm(
     training: TrainingSettings,
     max_steps: int,
     checkpoint_dir: Path,
-    run_fingerprint: str,
+    run_fp: str,
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
     """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info."""
@@ -169,7 +172,7 @@ def train_mlm(
     args = training_arguments(
         training, checkpoint_dir, seed, max_steps=max_steps, ddp_find_unused_parameters=False
     )
-    resume = resume_checkpoint(checkpoint_dir, run_fingerprint, args)
+    resume = resume_checkpoint(checkpoint_dir, run_fp, args)
     if state := finished_state(resume, max_steps):
         return load_masked_lm(resume), _train_info(state, resume)
     if resume:
@@ -206,17 +209,12 @@ def build_teacher(
         raise ValueError("teacher: no masked shards given")
     train_paths = masked_paths[:-1] if len(masked_paths) >= 2 else masked_paths
     heldout = masked_paths[-1:] if len(masked_paths) >= 2 else []
+    for purpose, paths in (("pretraining", train_paths), ("held-out MLM eval", heldout)):
+        if paths:
+            require_rows(paths, "masked", f"teacher: {purpose}", FEWER_SHARDS)
     tok = load_tokenizer(tokenizer_dir)
     max_len = _max_seq_len(masked_paths)
     data_fp = [open_shard(p, stage="masked").fingerprint for p in train_paths]
-    run_settings = {
-        **asdict(settings),
-        "training": {
-            k: v
-            for k, v in asdict(settings.training).items()
-            if k not in ("max_steps", "save_steps", "logging_steps")
-        },
-    }
     train_info: dict[str, Any] = {"steps": 0, "resumed_from": None, "final_train_loss": None}
     with tempfile.TemporaryDirectory(prefix="wwmdistill-teacher-") as fetch_dir:
         if settings.source == "scratch":
@@ -238,7 +236,7 @@ def build_teacher(
                 )
             steps = settings.adapt_steps
         if steps > 0:
-            run_fp = fingerprint(run_settings, source_fp, data_fp, seed)
+            run_fp = run_fingerprint(asdict(settings), source_fp, data_fp, seed)
             model, train_info = train_mlm(
                 model,
                 train_paths,

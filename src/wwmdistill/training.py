@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from wwmdistill.arrow_io import write_json
+from wwmdistill.arrow_io import fingerprint, open_shard, write_json
 from wwmdistill.settings import known_keys
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,25 @@ class TrainingSettings:
         return settings
 
 
+class NoRowsError(ValueError):
+    """A stage was asked to train or evaluate on shards that hold no rows."""
+
+
+def require_rows(paths: Sequence[Path], stage: str, purpose: str, remedy: str) -> None:
+    """Stop unless the `stage` shards `paths` hold at least one row between them.
+
+    The Trainer takes zero steps on an empty dataset and reports success; a model "trained" on
+    nothing must not come out looking like a result.
+    """
+    if sum(open_shard(path, stage=stage).num_rows for path in paths) == 0:
+        shards = ", ".join(str(path) for path in paths) or "no shard"
+        raise NoRowsError(f"{purpose}: no rows in {shards}; {remedy}")
+
+
+# Too few documents for the shards is the usual cause of an empty masked shard.
+FEWER_SHARDS = "lower corpus.shards or give the corpus more documents"
+
+
 def training_arguments(
     training: TrainingSettings, checkpoint_dir: Path, seed: int, **overrides: Any
 ) -> Any:
@@ -124,8 +145,6 @@ def _cpu_processes() -> dict[str, Any]:
     accelerate sets up multi-CPU DDP only when told to use the CPU; otherwise every process
     would train alone.
     """
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         return {"use_cpu": True, "ddp_backend": "gloo"}
     return {}
@@ -140,6 +159,28 @@ def mixed_precision(precision: str) -> dict[str, bool]:
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+# How often the state is written: the only setting a run may change and still resume, since
+# resumption is exact and the weights, losses and logs come out the same.
+_CHECKPOINT_ONLY = "save_steps"
+
+
+def run_fingerprint(settings: dict[str, Any], *inputs: Any) -> str:
+    """What a checkpoint may be resumed by: every setting but save_steps, the inputs, the ranks.
+
+    max_steps, the schedule, the batch, the data and the losses all change what a run computes:
+    resuming another run's checkpoint under them would load weights trained further than asked,
+    or continue under a learning-rate schedule built for another length.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return fingerprint(_without_key(settings, _CHECKPOINT_ONLY), *inputs, world_size)
+
+
+def _without_key(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_key(v, key) for k, v in value.items() if k != key}
+    return value
 
 
 def finished_state(resume: str | None, max_steps: int) -> Any:
@@ -163,8 +204,8 @@ def finished_state(resume: str | None, max_steps: int) -> Any:
 def resume_checkpoint(checkpoint_dir: Path, run_fingerprint: str, args: Any) -> str | None:
     """The newest complete checkpoint of this very run; another run's checkpoints are cleared.
 
-    The fingerprint should leave out max_steps, save_steps and logging_steps, so a run asked to
-    go further resumes where the last one stopped. The Trainer writes a checkpoint in place,
+    `run_fingerprint` is the run's (see run_fingerprint): a checkpoint of any other is cleared,
+    never loaded. The Trainer writes a checkpoint in place,
     trainer_state.json last: one without it was cut short by a kill and is removed. Under DDP
     the first rank of all (`args` are the run's TrainingArguments) tidies the directory while
     the others wait: on several nodes it is one directory on a shared file system.

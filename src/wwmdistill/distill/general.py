@@ -32,7 +32,7 @@ from transformers import (
 from transformers.trainer_pt_utils import nested_gather
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.arrow_io import atomic_dir, open_shard, write_json
 from wwmdistill.distill.layers import AttentionCapture, layer_mapping
 from wwmdistill.distill.losses import (
     attention_score_mse,
@@ -47,7 +47,14 @@ from wwmdistill.logits import mlm_head, open_logits
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import check_vocab, load_masked_lm, model_fingerprint
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
-from wwmdistill.training import finished_state, resume_checkpoint, training_arguments
+from wwmdistill.training import (
+    FEWER_SHARDS,
+    finished_state,
+    require_rows,
+    resume_checkpoint,
+    run_fingerprint,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +362,9 @@ def run_general_distillation(
     where = f"students.{student_name}"
     teacher_dir, tokenizer_dir = Path(teacher_dir), Path(tokenizer_dir)
     masked_paths, logits_paths = [Path(p) for p in masked_paths], [Path(p) for p in logits_paths]
+    require_rows(masked_paths, "masked", f"{where}: general distillation", FEWER_SHARDS)
+    if heldout_masked is not None:
+        require_rows([heldout_masked], "masked", f"{where}: held-out MLM eval", FEWER_SHARDS)
     check_vocab(teacher_dir, tokenizer_dir)
     if settings.init == "path":
         check_vocab(Path(settings.path), tokenizer_dir)
@@ -395,17 +405,12 @@ def run_general_distillation(
         # An unused LM head (kd and mlm weights 0) would stop DDP waiting for its gradients.
         ddp_find_unused_parameters=settings.weights.kd == 0 and settings.weights.mlm == 0,
     )
-    run_fp = fingerprint(
-        asdict(settings)
-        | {
-            "training": asdict(training)
-            | dict.fromkeys(("max_steps", "save_steps", "logging_steps"))
-        },
+    run_fp = run_fingerprint(
+        asdict(settings),
         teacher_fp,
         [open_shard(p, stage="masked").fingerprint for p in masked_paths],
         [open_shard(p, stage="logits").fingerprint for p in logits_paths],
         seed,
-        args.world_size,
     )
     resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     if resume:

@@ -34,10 +34,15 @@ from wwmdistill.finetune import (
     train_dataset,
     train_on_task,
 )
-from wwmdistill.models import model_fingerprint
+from wwmdistill.models import model_fingerprint, require_model_dir
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer, tokenizer_fingerprint
-from wwmdistill.training import TrainingSettings, resume_checkpoint, training_arguments
+from wwmdistill.training import (
+    TrainingSettings,
+    resume_checkpoint,
+    run_fingerprint,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +157,7 @@ def cache_task_logits(
 
     task = load_task(task_dir)
     table, _, augment_fp = _rows(Path(augmented_path))
-    tokenizer = load_tokenizer(teacher_dir)
+    tokenizer = load_tokenizer(require_model_dir(teacher_dir, need_tokenizer=True))
     model = load_task_model(Path(teacher_dir), task, settings, f"tasks.{task.name}.finetune")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
@@ -333,7 +338,7 @@ def run_stage1(
     stage = settings.stage1
     task = load_task(task_dir)
     where = f"tasks.{task.name}.task_distill"
-    tokenizer = load_tokenizer(student_dir)
+    tokenizer = load_tokenizer(require_model_dir(student_dir, need_tokenizer=True))
     _check_tokenizers(student_dir, teacher_dir)
     if augmented_path is None:
         table, data_fp = task.splits["train"], task.fingerprints["train"]
@@ -373,14 +378,13 @@ def run_stage1(
         checkpoint_dir,
         seed,
     )
-    run_fp = fingerprint(
-        asdict(stage) | {"save_steps": None, "logging_steps": None},
+    run_fp = run_fingerprint(
+        asdict(stage),
         asdict(finetune),
         model_fingerprint(student_dir),
         model_fingerprint(teacher_dir),
         data_fp,
         seed,
-        args.world_size,
     )
     resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     if resume:
@@ -520,7 +524,7 @@ def run_stage2(
     task = load_task(task_dir)
     where = f"tasks.{task.name}.task_distill"
     stage1_dir = Path(stage1_dir)
-    tokenizer = load_tokenizer(stage1_dir)
+    tokenizer = load_tokenizer(require_model_dir(stage1_dir, need_tokenizer=True))
     table, _, augment_fp = _rows(Path(augmented_path))
     dataset = train_dataset(task, _task_table(table, task), tokenizer, finetune)
     logits, logits_meta = _open_task_logits(Path(logits_path), augment_fp, len(dataset), finetune)
@@ -556,13 +560,13 @@ def run_stage2(
         seed=seed,
         model_name=model_name,
         base_dir=stage1_dir,
-        fingerprint=fingerprint(
+        inputs_fingerprint=fingerprint(
             asdict(stage),
-            asdict(finetune),
             model_fingerprint(stage1_dir),
             augment_fp,
+            logits_meta["teacher_fingerprint"],
             augmented,
-            seed,
+            task.fingerprints,
         ),
         trainer_base=_stage2_base(stage, task.kind),
     )

@@ -98,7 +98,8 @@ def build_task(
         if not examples:
             raise ValueError(
                 f"task {name} split {split}: no examples left from {part.files} "
-                f"(dropped: {part.summary['dropped']})"
+                f"(dropped: {part.summary['dropped']}); check tasks.{name}.splits.{split} "
+                f"and tasks.{name}.max_examples.{split}"
             )
         meta = {
             "task": name,

