@@ -13,7 +13,8 @@ import pytest
 from local_http import http_server, tcp_listener
 from tiny_workflow import prepare_workdir, snakemake, tiny_config
 
-pytestmark = pytest.mark.workflow
+# Hostile downloads, like the damaged artifacts of test_faults: run by `make test-faults`.
+pytestmark = [pytest.mark.workflow, pytest.mark.faults]
 
 MANIFEST = "results/download/web/manifest.json"
 LOG = "results/logs/download/web.log"
