@@ -30,7 +30,7 @@ def dry_run(workdir: Path) -> float:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
     start = time.perf_counter()
     subprocess.run(
-        [*cmd, "--dry-run", "--cores", "1", "--quiet", "results/corpus/stats.json"],
+        [*cmd, "results/corpus/stats.json", "--dry-run", "--cores", "1", "--quiet", "all"],
         check=True,
         capture_output=True,
     )
