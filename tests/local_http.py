@@ -80,18 +80,25 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
+def _serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """Serve from a daemon thread for the block, then shut down and close."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextlib.contextmanager
 def http_server() -> Iterator[Server]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     state = Server(base=f"http://127.0.0.1:{httpd.server_address[1]}")
     httpd.RequestHandlerClass = _handler(state)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(httpd):
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 @dataclass
@@ -113,11 +120,5 @@ def tcp_listener() -> Iterator[Listener]:
 
     tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Record)
     state.port = tcp.server_address[1]
-    thread = threading.Thread(target=tcp.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(tcp):
         yield state
-    finally:
-        tcp.shutdown()
-        tcp.server_close()
-        thread.join()

@@ -252,14 +252,16 @@ def test_tar_with_inner_link_extracts(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "d" / "b.txt").read_bytes() == b"A"
 
 
+def make_archive(tmp_path: Path, maker: str, members: dict[str, bytes]) -> Path:
+    if maker == "zip":
+        return make_zip(tmp_path / "a.zip", members)
+    return make_tar(tmp_path / "a.tar.gz", members, {})
+
+
 @pytest.mark.parametrize("maker", ["zip", "tar"])
 def test_archive_over_the_byte_limit_refused(tmp_path: Path, maker: str) -> None:
     members = {f"m{i}.txt": b"0" * 400 for i in range(3)}
-    archive = (
-        make_zip(tmp_path / "a.zip", members)
-        if maker == "zip"
-        else make_tar(tmp_path / "a.tar.gz", members, {})
-    )
+    archive = make_archive(tmp_path, maker, members)
     dest = tmp_path / "out"
     with pytest.raises(DownloadError) as info:
         extract_archive(archive, dest, ExtractLimits("sources.web", max_bytes=1000))
@@ -274,11 +276,7 @@ def test_archive_over_the_byte_limit_refused(tmp_path: Path, maker: str) -> None
 @pytest.mark.parametrize(("maker", "count"), [("zip", "8 members"), ("tar", "at least 5 members")])
 def test_archive_over_the_member_limit_refused(tmp_path: Path, maker: str, count: str) -> None:
     members = {f"m{i}.txt": b"x" for i in range(8)}
-    archive = (
-        make_zip(tmp_path / "a.zip", members)
-        if maker == "zip"
-        else make_tar(tmp_path / "a.tar.gz", members, {})
-    )
+    archive = make_archive(tmp_path, maker, members)
     dest = tmp_path / "out"
     with pytest.raises(DownloadError) as info:
         extract_archive(archive, dest, ExtractLimits("tasks.afqmc", max_members=4))
