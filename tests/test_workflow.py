@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_workflow import REPO, SHARED_DATA, planned_jobs, prepare_workdir, snakemake, tiny_config
+from tiny_workflow import (
+    ONE_THREAD_PER_JOB,
+    REPO,
+    SHARED_DATA,
+    planned_jobs,
+    prepare_workdir,
+    snakemake,
+    tiny_config,
+)
 
 from wwmdistill.arrow_io import open_shard
 from wwmdistill.config_check import vocabulary_size
@@ -37,7 +45,7 @@ def with_total(jobs: dict[str, int]) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = prepare_workdir(tmp_path_factory.mktemp("wf"))
-    snakemake(workdir, "--cores", "2")
+    snakemake(workdir, "--cores", "2", *ONE_THREAD_PER_JOB)
     return workdir
 
 
