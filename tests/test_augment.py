@@ -26,8 +26,11 @@ from wwmdistill.augment import (
     merge_augmented,
     slice_rows,
 )
+from wwmdistill.kinds import KINDS
 from wwmdistill.segment import SegmentationSettings, make_segmenter
 from wwmdistill.tasks import build_task
+
+CLASSIFICATION = KINDS["classification"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED = 5
@@ -97,7 +100,7 @@ def sentiment_examples(sentiment, tiny_teacher, segmenter) -> list[AugmentedExam
     """The plans and choices behind the rows, recomputed group by group as augment_split does."""
     table = open_shard(sentiment, stage="task").read_all()
     augmenter = Augmenter(tiny_teacher, segmenter, SETTINGS)
-    return list(iter_augmented(table, "classification", augmenter, n=SETTINGS.n, seed=SEED))
+    return list(iter_augmented(table, CLASSIFICATION, augmenter, n=SETTINGS.n, seed=SEED))
 
 
 def _row_bytes(table: pa.Table) -> bytes:
@@ -339,7 +342,7 @@ def test_pairs_augment_each_side_at_its_own_slots(tiny_teacher, segmenter, tmp_p
     originals = open_shard(train, stage="task").read_all().to_pylist()
     augmenter = Augmenter(tiny_teacher, segmenter, SETTINGS)
     table = open_shard(train, stage="task").read_all()
-    examples = list(iter_augmented(table, "classification", augmenter, n=SETTINGS.n, seed=SEED))
+    examples = list(iter_augmented(table, CLASSIFICATION, augmenter, n=SETTINGS.n, seed=SEED))
     changed_sides = [0, 0]
     groups = _groups(_rows(out))
     for origin, group in groups.items():
@@ -424,6 +427,6 @@ def test_a_text_without_slots_is_kept_alone(tiny_teacher, segmenter) -> None:
             "label": pa.array([0, 1], pa.int32()),
         }
     )
-    examples = list(iter_augmented(table, "classification", augmenter, n=5, seed=1))
+    examples = list(iter_augmented(table, CLASSIFICATION, augmenter, n=5, seed=1))
     assert [e.plans[0].slots for e in examples] == [(), ()]
     assert [e.variants for e in examples] == [(), ()]

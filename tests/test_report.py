@@ -19,6 +19,7 @@ from wwmdistill.report import (
     plot_loss_curves,
     plot_score_vs_speed,
     score_speed_points,
+    score_vs_speed_figure,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,8 +29,8 @@ def _row(model: str, scores: dict[str, dict[str, float]], **fields: Any) -> dict
     metrics = next(iter(scores.values())).keys()
     return {
         "model": model,
-        "stage": "finetune",
-        "base": model,
+        "stage": fields.pop("stage", "finetune"),
+        "base": fields.pop("base", model),
         "scores": scores,
         "max": {m: max(s[m] for s in scores.values()) for m in metrics},
         "mean": fields.pop("mean"),
@@ -57,6 +58,9 @@ AFQMC = {
             size_mb=42.1,
             speed=_speed(5.1, 800.0, 128) | {"gpu": None},
             relative={"score": 1.0, "throughput": 1.0, "latency_speedup": 1.0, "parameters": 1.0},
+            margin={"accuracy": 1.55},
+            predicted_classes={"1": 2, "2": 2},
+            single_class=False,
         ),
         _row(
             "first2",
@@ -66,6 +70,23 @@ AFQMC = {
             size_mb=21.0,
             speed=_speed(2.55, 1600.0, 128),
             relative={"score": 0.9702, "throughput": 2.0, "latency_speedup": 2.0},
+            margin={"accuracy": -0.55},
+            predicted_classes={"1": 2, "2": 2},
+            single_class=False,
+        ),
+        # Seed 1 answered the majority class for every example: it learned nothing.
+        _row(
+            "first2.td",
+            {"1": {"accuracy": 69.0}, "2": {"accuracy": 69.0}},
+            mean={"accuracy": 69.0},
+            base="first2",
+            stage="task_distill",
+            parameters=5_500_000,
+            speed=_speed(2.5, 1610.0, 128),
+            relative={"score": 0.978, "latency_speedup": 2.04},
+            margin={"accuracy": 0.0},
+            predicted_classes={"1": 1, "2": 2},
+            single_class=True,
         ),
         # No speed, size or relative fields at all: rendered as dashes.
         _row(
@@ -75,6 +96,16 @@ AFQMC = {
             parameters=3_000_000,
         ),
     ],
+    "baseline": {
+        "method": "majority_class",
+        "description": "the most frequent label of train, predicted for every dev example",
+        "fit_on": "train",
+        "scored_on": "dev",
+        "dev_rows": 200,
+        "class": "0",
+        "scores": {"accuracy": 69.0},
+        "relative": {"score": 69.0 / 70.55},
+    },
     "config": {"task": {}, "evaluation": {}},
 }
 
@@ -97,6 +128,9 @@ CMRC = {
             size_mb=42.1,
             speed=_speed(40.0, 60.0, 512) | {"gpu": None},
             relative={"score": 1.0, "latency_speedup": 1.0},
+            margin={"em": 60.0, "f1": 60.45, "average": 60.225},
+            predicted_classes=None,
+            single_class=None,
         ),
         _row(
             "first2",
@@ -109,8 +143,22 @@ CMRC = {
             size_mb=21.0,
             speed=_speed(10.0, 240.0, 512),
             relative={"score": 0.8981, "latency_speedup": 4.0},
+            margin={"em": 50.5, "f1": 52.25, "average": 51.375},
+            predicted_classes=None,
+            single_class=None,
         ),
     ],
+    "baseline": {
+        "method": "first_k_characters",
+        "description": "the first k = 4 characters of every dev context, k the median length "
+        "of train's (first) answers, scored with the official CMRC 2018 metric",
+        "fit_on": "train",
+        "scored_on": "dev",
+        "dev_rows": 100,
+        "k": 4,
+        "scores": {"em": 0.0, "f1": 20.0, "average": 10.0},
+        "relative": {"score": 20.0 / 80.45},
+    },
 }
 
 TEACHER_BENCH = {
@@ -153,28 +201,55 @@ def test_report_tables(inputs: dict[str, Any], tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == text
     lines = text.splitlines()
     assert (
-        "| model | Acc max | Acc mean | relative score | params (M) | size (MB) | "
-        "CPU latency b1 (ms) | CPU throughput b16 (seq/s) | speed-up vs teacher |" in lines
+        "| model | Acc max | Acc mean | relative score | Acc vs baseline | params (M) "
+        "| size (MB) | CPU latency b1 (ms) | CPU throughput b16 (seq/s) | speed-up vs teacher |"
+        in lines
     )
-    assert "| teacher | 71.00 | 70.55 | 100.0% | 11.0 | 42.1 | 5.10 | 800.0 | 1.00x |" in lines
-    assert "| first2 | 68.90 | 68.45 | 97.0% | 5.5 | 21.0 | 2.55 | 1600.0 | 2.00x |" in lines
-    assert "| narrow | 61.00 | 60.00 | – | 3.0 | – | – | – | – |" in lines
+    assert (
+        "| teacher | 71.00 | 70.55 | 100.0% | +1.55 | 11.0 | 42.1 | 5.10 | 800.0 | 1.00x |" in lines
+    )
+    assert (
+        "| first2 | 68.90 | 68.45 | 97.0% | -0.55 | 5.5 | 21.0 | 2.55 | 1600.0 | 2.00x |" in lines
+    )
+    assert "| narrow | 61.00 | 60.00 | – | – | 3.0 | – | – | – | – |" in lines
+    # A model that predicted one class on some seed says so, naming the seed.
+    assert (
+        "| first2.td ⚠ predicts one class (seed 1) | 69.00 | 69.00 | 97.8% | +0.00 | 5.5 | – "
+        "| 2.50 | 1610.0 | 2.04x |" in lines
+    )
+    # The baseline: one prediction, so its score is the max and the mean; relative to the
+    # teacher like any row.
+    assert (
+        "Baseline (majority class 0): the most frequent label of train, predicted for every dev "
+        "example: Acc 69.00." in lines
+    )
+    assert "| baseline: majority class 0 | 69.00 | 69.00 | 97.8% | – | – | – | – | – | – |" in lines
+    afqmc = text[text.index("### afqmc") : text.index("### cmrc2018")]
+    assert afqmc.index("| narrow |") < afqmc.index("| baseline: majority class 0 |")
     # QA: max and mean of each of EM, F1, Avg.
     assert (
         "| model | EM max | EM mean | F1 max | F1 mean | Avg max | Avg mean | relative score "
-        "| params (M) | size (MB) | CPU latency b1 (ms) | CPU throughput b16 (seq/s) "
-        "| speed-up vs teacher |" in lines
+        "| F1 vs baseline | params (M) | size (MB) | CPU latency b1 (ms) "
+        "| CPU throughput b16 (seq/s) | speed-up vs teacher |" in lines
     )
     assert (
-        "| first2 | 51.00 | 50.50 | 72.50 | 72.25 | 61.75 | 61.38 | 89.8% | 5.6 | 21.0 "
+        "| first2 | 51.00 | 50.50 | 72.50 | 72.25 | 61.75 | 61.38 | 89.8% | +52.25 | 5.6 | 21.0 "
         "| 10.00 | 240.0 | 4.00x |" in lines
     )
+    assert (
+        "| baseline: first 4 characters | 0.00 | 0.00 | 20.00 | 20.00 | 10.00 | 10.00 | 24.9% "
+        "| – | – | – | – | – | – |" in lines
+    )
     assert "primary metric F1; 2 seed(s): 1, 2; length 512." in lines
+    assert "| cmrc2018 ⚠" not in text and "| teacher ⚠" not in text
     # Summary: mean primary per task; Average and Relative only with every task.
     assert "| model | params (M) | afqmc (Acc) | cmrc2018 (F1) | Average | Relative |" in lines
     assert "| teacher | 11.0 | 70.55 | 80.45 | 75.50 | 100.0% |" in lines
     assert "| first2 | 5.5 | 68.45 | 72.25 | 70.35 | 93.4% |" in lines
+    assert "| first2.td | 5.5 | 69.00 ⚠ | – | – | – |" in lines
     assert "| narrow | 3.0 | 60.00 | – | – | – |" in lines
+    # (69 / 70.55 + 20 / 80.45) / 2 = 61.3%
+    assert "| baseline | – | 69.00 | 20.00 | 44.50 | 61.3% |" in lines
     # Speed table at length 512 from the bench JSONs; a null GPU is a dash.
     assert "| teacher | 10.9 | 42.1 | 120.50 | 10.3 | 8.00 | 400.0 |" in lines
     assert "| first2 | 5.4 | 21.0 | 30.25 | 41.0 | – | – |" in lines
@@ -187,6 +262,7 @@ def test_report_tables(inputs: dict[str, Any], tmp_path: Path) -> None:
     assert text.index("### afqmc") < text.index("### cmrc2018")
     summary = text[text.index("## Summary") : text.index("## Tasks")]
     assert summary.index("| teacher |") < summary.index("| first2 |") < summary.index("| narrow |")
+    assert summary.index("| narrow |") < summary.index("| baseline |")
 
 
 def test_report_without_benches_or_evals(tmp_path: Path) -> None:
@@ -236,15 +312,36 @@ def test_plots(inputs: dict[str, Any], tmp_path: Path) -> None:
     plot_loss_curves({"teacher": teacher}, empty)
     _assert_png(empty)
 
-    assert score_speed_points(load_evals(inputs["evals"])) == [
+    evals = load_evals(inputs["evals"])
+    assert score_speed_points(evals) == [
         ("afqmc", "teacher", 800.0, 70.55),
         ("afqmc", "first2", 1600.0, 68.45),
+        ("afqmc", "first2.td (one class)", 1610.0, 69.0),
         ("cmrc2018", "teacher", 60.0, 80.45),
         ("cmrc2018", "first2", 240.0, 72.25),
     ]
     scatter = tmp_path / "plots/score_vs_speed.png"
     plot_score_vs_speed(inputs["evals"], scatter)
     _assert_png(scatter)
+
+
+def test_score_vs_speed_draws_each_tasks_baseline(inputs: dict[str, Any]) -> None:
+    (axes,) = score_vs_speed_figure(load_evals(inputs["evals"])).axes
+    # A horizontal line per task at its baseline's primary score, in the task's colour,
+    # labelled on the plot and in the legend.
+    labels = {
+        "afqmc baseline: majority class 0": 69.0,
+        "cmrc2018 baseline: first 4 characters": 20.0,
+    }
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    assert set(lines) == set(labels)
+    scatters = {c.get_label(): c.get_facecolor()[0] for c in axes.collections}
+    for label, score in labels.items():
+        assert list(lines[label].get_ydata()) == [score, score]
+        assert tuple(lines[label].get_color()) == tuple(scatters[label.split()[0]])
+    assert set(labels) <= {text.get_text() for text in axes.texts}
+    assert set(labels) <= {text.get_text() for text in axes.get_legend().get_texts()}
+    assert "first2.td (one class)" in {text.get_text() for text in axes.texts}
 
 
 def test_model_card(inputs: dict[str, Any], tmp_path: Path) -> None:
@@ -295,14 +392,20 @@ def test_model_card(inputs: dict[str, Any], tmp_path: Path) -> None:
         "| kd | 5 |",
         "| attention | 0 |",
         "- duplication factor (masked copies of each document): 5",
-        "| afqmc | teacher | finetune | Acc | 70.55 | 71.00 | 100.0% |",
-        "| afqmc | first2 | finetune | Acc | 68.45 | 68.90 | 97.0% |",
-        "| cmrc2018 | first2 | finetune | F1 | 72.25 | 72.50 | 89.8% |",
+        "| afqmc | teacher | finetune | Acc | 70.55 | 71.00 | 100.0% | +1.55 |",
+        "| afqmc | first2 | finetune | Acc | 68.45 | 68.90 | 97.0% | -0.55 |",
+        "| afqmc | first2.td ⚠ predicts one class (seed 1) | task_distill | Acc | 69.00 | 69.00 "
+        "| 97.8% | +0.00 |",
+        "| afqmc | baseline: majority class 0 | – | Acc | 69.00 | 69.00 | 97.8% | – |",
+        "| cmrc2018 | first2 | finetune | F1 | 72.25 | 72.50 | 89.8% | +52.25 |",
+        "| cmrc2018 | baseline: first 4 characters | – | F1 | 20.00 | 20.00 | 24.9% | – |",
         "| teacher | 10.9 | 42.1 | 120.50 | 10.3 | 8.00 | 400.0 |",
         f'model = AutoModelForMaskedLM.from_pretrained("{model_dir}")',
     ):
         assert line in lines, line
     assert "| afqmc | narrow |" not in text
+    assert "| model | stage | metric | mean | max | relative score | vs baseline |" in text
+    assert '"⚠ predicts one class" marks a model that predicted a single class' in text
     assert "[MASK]" in text
 
 

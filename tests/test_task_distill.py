@@ -16,13 +16,13 @@ import torch
 
 from wwmdistill.arrow_io import open_shard
 from wwmdistill.augment import AugmentSettings, augment_split
+from wwmdistill.distill.losses import soft_cross_entropy
 from wwmdistill.distill.task import (
     TaskDistillSettings,
     cache_task_logits,
     run_from_arguments,
     run_stage1,
     run_stage2,
-    soft_cross_entropy,
 )
 from wwmdistill.finetune import FinetuneSettings, run_finetune
 from wwmdistill.launch import run_training

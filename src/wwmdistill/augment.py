@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError, fingerprint, open_shard
+from wwmdistill.kinds import TaskKind, kind_of
 from wwmdistill.logits import mlm_head
 from wwmdistill.models import (
     ModelMismatchError,
@@ -49,8 +50,6 @@ log = logging.getLogger(__name__)
 # Bumped when the rows written for the same inputs and settings change.
 AUGMENT_VERSION = "1"
 BUILTIN_STOPWORDS = "data/stopwords_zh.txt"
-# The columns augmented per task kind; every other column is copied from the original.
-TEXT_COLUMNS = {"classification": ("text_a", "text_b"), "qa": ("question",)}
 # BERT's CJK ranges (BasicTokenizer._is_chinese_char): each of these characters is a token.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ceaf"
 _CJK += "\U0002f800-\U0002fa1f"
@@ -559,7 +558,7 @@ def sample_variants(
 
 def iter_augmented(
     table: pa.Table,
-    kind: str,
+    kind: TaskKind,
     augmenter: Augmenter,
     *,
     n: int,
@@ -576,7 +575,7 @@ def iter_augmented(
     end = table.num_rows if end is None else end
     if start % group:
         raise ValueError(f"start row {start} does not begin a group of {group} rows")
-    columns = TEXT_COLUMNS[kind]
+    columns = kind.augmented_columns
     for first in range(start, end, group):
         part = table.slice(first, min(group, end - first))
         records = part.to_pylist()
@@ -630,9 +629,9 @@ def _changed_chars(plan: TextPlan, choices: Sequence[int]) -> int:
 class _Rows:
     """Accumulates output rows column by column, and the counts behind the stats."""
 
-    def __init__(self, schema: pa.Schema, kind: str) -> None:
+    def __init__(self, schema: pa.Schema, kind: TaskKind) -> None:
         self.schema = schema
-        self.columns = TEXT_COLUMNS[kind]
+        self.columns = kind.augmented_columns
         self.data: dict[str, list[Any]] = {name: [] for name in schema.names}
         self.counts = dict.fromkeys(_ADDITIVE_STATS, 0)
 
@@ -711,9 +710,10 @@ def augment_split(
     """
     started = time.perf_counter()
     source = open_shard(train_path, stage="task")
-    kind = source.meta.get("kind")
-    if kind not in TEXT_COLUMNS:
-        raise ArtifactError(f"{train_path}: task kind {kind!r} cannot be augmented")
+    try:
+        kind = kind_of(source.meta.get("kind"), str(train_path))
+    except ValueError as error:
+        raise ArtifactError(str(error)) from None
     table = source.read_all()
     start, end = slice_rows(table.num_rows, settings.batch_size, slice_index, num_slices)
     augmenter = Augmenter(teacher_dir, segmenter, settings)
@@ -749,7 +749,7 @@ def augment_split(
     )
     meta = {
         "task": source.meta.get("task"),
-        "kind": kind,
+        "kind": kind.name,
         "split": "train",
         "labels": source.meta.get("labels", []),
         "pair": source.meta.get("pair", False),

@@ -1,8 +1,11 @@
 """One task's comparison table: every model's dev scores over seeds, its size and its speed.
 
 The rows come from the prediction directories of fine-tuning (and, later, task distillation):
-each holds the scores.json of one model and seed. Speed is measured here, on the fine-tuned
-model of the first seed, at the task's sequence length; size and parameters are its own.
+each holds the scores.json and dev predictions of one model and seed. Speed is measured here, on
+the fine-tuned model of the first seed, at the task's sequence length; size and parameters are
+its own. The table carries the trivial baseline of the same dev split (fit on train) and each
+row's margin over it, and flags a model that predicted a single class on dev: a score that only
+matches the baseline means nothing was learned.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch
 
 from wwmdistill.arrow_io import ArtifactError, write_json
 from wwmdistill.distill.student import count_parameters
-from wwmdistill.finetune import METRICS, PRIMARY_METRIC
+from wwmdistill.finetune import TaskData
+from wwmdistill.kinds import TaskKind
 from wwmdistill.models import require_model_dir
 from wwmdistill.speed import measure_speed, model_size_mb
 
@@ -62,11 +66,8 @@ def _scores(row: EvalRow, task: str) -> tuple[dict[str, dict[str, float]], list[
     return per_seed, model_dirs, kinds.pop()
 
 
-def _speed(model_dir: Path, kind: str, seq_len: int, settings: SpeedSettings) -> dict[str, Any]:
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
-
-    auto = AutoModelForQuestionAnswering if kind == "qa" else AutoModelForSequenceClassification
-    model = auto.from_pretrained(require_model_dir(model_dir))
+def _speed(model_dir: Path, kind: TaskKind, seq_len: int, settings: SpeedSettings) -> dict:
+    model = kind.speed_model(require_model_dir(model_dir))
     speed: dict[str, Any] = {"seq_len": seq_len}
     speed["cpu"] = measure_speed(
         model, seq_len, device="cpu", repeats=settings.repeats, warmup=settings.warmup
@@ -85,6 +86,42 @@ def _speed(model_dir: Path, kind: str, seq_len: int, settings: SpeedSettings) ->
     return speed | {"parameters": count_parameters(model)}
 
 
+def baseline_scores(task: TaskData) -> dict[str, Any]:
+    """The task kind's trivial baseline of the dev split the models are scored on, fit on train."""
+    train, dev = task.splits["train"], task.splits["dev"]
+    try:
+        baseline = task.kind.baseline(task.labels, train, dev)
+    except ValueError as error:
+        raise ValueError(f"task {task.name}: {error}") from None
+    return {"fit_on": "train", "scored_on": "dev", "dev_rows": dev.num_rows} | baseline
+
+
+def predicted_classes(path: Path, dev_ids: Sequence[str]) -> int:
+    """How many distinct labels a model predicted on dev, from its {"id", "label"} lines."""
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; rerun the fine-tuning that writes it")
+    labels, seen = set(), set()
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                record = json.loads(line)
+                row_id, label = record["id"], record["label"]
+            except (json.JSONDecodeError, TypeError, KeyError) as err:
+                raise ArtifactError(
+                    f'{path}:{number}: not a {{"id", "label"}} JSON line ({err})'
+                ) from err
+            if not isinstance(label, str | int):
+                raise ArtifactError(f"{path}:{number}: label {label!r} is not a string or int")
+            seen.add(str(row_id))
+            labels.add(label)
+    if seen != set(dev_ids):
+        raise ArtifactError(
+            f"{path}: predicts {len(seen)} ids, {len(seen - set(dev_ids))} not in dev; the dev "
+            f"split has {len(set(dev_ids))}; rerun the fine-tuning on the current task data"
+        )
+    return len(labels)
+
+
 def _bench(bench: Mapping[str, Path] | None, base: str) -> dict[str, Any] | None:
     if not bench or base not in bench:
         return None
@@ -99,8 +136,7 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 
 def build_eval(
-    task: str,
-    kind: str,
+    task: TaskData,
     rows: Sequence[EvalRow],
     seq_len: int,
     out_path: Path,
@@ -111,19 +147,30 @@ def build_eval(
 ) -> dict[str, Any]:
     """Write results/eval/{task}.json: scores per seed, max and mean, size, speed, relative.
 
-    `bench` maps a base model to its results/bench JSON (seed 004's table at length 512), which
-    each row carries beside the speed at the task's length.
+    Beside them: the task's baseline on dev, each row's margin over it (metric points), its
+    distinct predicted classes per seed and `single_class` (null for span QA). `bench` maps a
+    base model to its results/bench JSON (seed 004's table at length 512), which each row
+    carries beside the speed at the task's length.
     """
-    if kind not in PRIMARY_METRIC:
-        raise ValueError(f"task {task}: unknown kind {kind!r}")
+    name, kind = task.name, task.kind
     if not any(row.model == "teacher" for row in rows):
-        raise ValueError(f"task {task}: no teacher row to compare the students with")
-    metric, names = PRIMARY_METRIC[kind], METRICS[kind]
+        raise ValueError(f"task {name}: no teacher row to compare the students with")
+    metric, names = kind.primary_metric, list(kind.metrics)
+    baseline = baseline_scores(task)
+    dev_ids = [str(i) for i in task.splits["dev"].column("id").to_pylist()]
     table = []
     for row in rows:
-        per_seed, model_dirs, row_metric = _scores(row, task)
+        per_seed, model_dirs, row_metric = _scores(row, name)
         if row_metric != metric:
-            raise ArtifactError(f"{row.model} on {task}: scored with {row_metric}, not {metric}")
+            raise ArtifactError(f"{row.model} on {name}: scored with {row_metric}, not {metric}")
+        classes = (
+            {
+                str(seed): predicted_classes(Path(directory) / kind.dev_predictions_file, dev_ids)
+                for seed, directory in sorted(row.predictions.items())
+            }
+            if kind.predicts_classes
+            else None
+        )
         measured = _speed(model_dirs[0], kind, seq_len, speed)
         table.append(
             {
@@ -133,14 +180,19 @@ def build_eval(
                 "scores": per_seed,
                 "max": {n: max(s[n] for s in per_seed.values()) for n in names},
                 "mean": {n: statistics.fmean(s[n] for s in per_seed.values()) for n in names},
+                "predicted_classes": classes,
+                "single_class": None if classes is None else min(classes.values()) == 1,
                 "parameters": measured.pop("parameters"),
                 "size_mb": model_size_mb(model_dirs[0]),
                 "speed": measured,
                 "bench": _bench(bench, row.base),
             }
         )
-        log.info("%s on %s: mean %s, speed %s", row.model, task, table[-1]["mean"], measured)
+        log.info("%s on %s: mean %s, speed %s", row.model, name, table[-1]["mean"], measured)
+        if table[-1]["single_class"]:
+            log.warning("%s on %s predicts one class on dev: %s", row.model, name, classes)
     teacher = next(r for r in table if r["model"] == "teacher")
+    baseline["relative"] = {"score": _ratio(baseline["scores"][metric], teacher["mean"][metric])}
     for entry in table:
         cpu, teacher_cpu = entry["speed"]["cpu"], teacher["speed"]["cpu"]
         entry["relative"] = {
@@ -149,13 +201,15 @@ def build_eval(
             "latency_speedup": _ratio(teacher_cpu["latency_ms_b1"], cpu["latency_ms_b1"]),
             "parameters": _ratio(entry["parameters"], teacher["parameters"]),
         }
+        entry["margin"] = {n: entry["mean"][n] - baseline["scores"][n] for n in names}
     result = {
-        "task": task,
-        "kind": kind,
+        "task": name,
+        "kind": kind.name,
         "metric": metric,
         "metrics": names,
         "seeds": sorted({int(s) for r in table for s in r["scores"]}),
         "seq_len": seq_len,
+        "baseline": baseline,
         "rows": table,
         "config": dict(config),
     }

@@ -1,4 +1,4 @@
-"""Fine-tuning a model on a task: sequence classification or span QA, with the Trainer.
+"""Fine-tuning a model on a task of any kind (`wwmdistill.kinds`), with the Trainer.
 
 The teacher and every general student are fine-tuned with the same recipe (CLUE's by default),
 evaluated on dev as training goes, and the best dev checkpoint is what is kept. Checkpoints live
@@ -15,13 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
-from wwmdistill.metrics import accuracy, cmrc2018_scores
+from wwmdistill.kinds import MODEL_INPUTS, TaskKind, kind_of
 from wwmdistill.models import model_fingerprint, require_model_dir, weight_files
-from wwmdistill.qa import decode_answers, eval_features, train_features
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
@@ -35,13 +33,6 @@ from wwmdistill.training import (
 )
 
 log = logging.getLogger(__name__)
-
-# The files a fine-tuned model's predictions are written to: CLUE's submission names its
-# files {task}_predict.json; CMRC2018 and DRCD take one {question_id: answer} object.
-DEV_PREDICTIONS = {"classification": "dev_predictions.jsonl", "qa": "dev_predictions.json"}
-PRIMARY_METRIC = {"classification": "accuracy", "qa": "f1"}
-METRICS = {"classification": ["accuracy"], "qa": ["em", "f1", "average"]}
-
 
 @dataclass(frozen=True)
 class FinetuneSettings:
@@ -94,7 +85,7 @@ class TaskData:
     """A task's splits as read from results/tasks/{task}/."""
 
     name: str
-    kind: str
+    kind: TaskKind
     labels: list[str]
     splits: dict[str, pa.Table]
     labelled: dict[str, bool]
@@ -122,29 +113,14 @@ def load_task(task_dir: str | Path) -> TaskData:
                 f"{task_dir / needed}.arrow holds no rows: nothing to train or score on; "
                 f"check tasks.{name}.max_examples and tasks.{name}.splits"
             )
-    if meta.get("kind") not in PRIMARY_METRIC:
-        raise ValueError(f"{task_dir}: unknown task kind {meta.get('kind')!r}")
     return TaskData(
         name=str(meta.get("task", task_dir.name)),
-        kind=meta["kind"],
+        kind=kind_of(meta.get("kind"), str(task_dir)),
         labels=list(meta.get("labels") or []),
         splits=splits,
         labelled=labelled,
         fingerprints=fps,
     )
-
-
-def _classification_inputs(table: pa.Table, tokenizer, max_len: int) -> dict[str, list]:
-    text_a = table.column("text_a").to_pylist()
-    text_b = table.column("text_b").to_pylist()
-    pair = any(b is not None for b in text_b)
-    encoded = tokenizer(
-        text_a,
-        [b or "" for b in text_b] if pair else None,
-        truncation=True,
-        max_length=max_len,
-    )
-    return {key: encoded[key] for key in ("input_ids", "token_type_ids", "attention_mask")}
 
 
 def _dataset(columns: dict[str, list]):
@@ -153,54 +129,21 @@ def _dataset(columns: dict[str, list]):
     return Dataset.from_dict(columns)
 
 
-def _examples(table: pa.Table) -> dict[str, list]:
-    return {name: table.column(name).to_pylist() for name in table.column_names}
-
-
 class _Predictor:
     """Turns a model's raw outputs on one split into predictions and scores."""
 
     def __init__(self, task: TaskData, split: str, tokenizer, settings: FinetuneSettings):
-        self.task, self.split, self.settings = task, split, settings
-        table = task.splits[split]
-        self.ids = [str(i) for i in table.column("id").to_pylist()]
-        if task.kind == "classification":
-            self.labels = table.column("label").to_numpy()
-            self.dataset = _dataset(_classification_inputs(table, tokenizer, settings.max_seq_len))
-        else:
-            self.examples = _examples(table)
-            features = eval_features(
-                self.examples,
-                tokenizer,
-                settings.max_seq_len,
-                settings.doc_stride,
-                settings.max_query_len,
-            )
-            self.features = features
-            inputs = ("input_ids", "token_type_ids", "attention_mask")
-            self.dataset = _dataset({key: features[key] for key in inputs})
+        self.kind, self.settings = task.kind, settings
+        self.table = task.splits[split]
+        self.features = self.kind.eval_features(self.table, tokenizer, settings)
+        self.dataset = _dataset({key: self.features[key] for key in MODEL_INPUTS})
 
     def predictions(self, raw: Any) -> dict[str, Any]:
-        """id -> predicted label index (classification) or answer text (QA)."""
-        if self.task.kind == "classification":
-            logits = raw[0] if isinstance(raw, tuple) else raw
-            return dict(zip(self.ids, np.asarray(logits).argmax(-1).tolist(), strict=True))
-        start, end = raw
-        return decode_answers(
-            self.examples,
-            self.features,
-            np.asarray(start),
-            np.asarray(end),
-            n_best=self.settings.n_best,
-            max_answer_len=self.settings.max_answer_len,
-        )
+        """id -> prediction (a label or option index, an answer text)."""
+        return self.kind.decode(raw, self.table, self.features, self.settings)
 
     def scores(self, predicted: dict[str, Any]) -> dict[str, float]:
-        if self.task.kind == "classification":
-            return {"accuracy": accuracy([predicted[i] for i in self.ids], self.labels.tolist())}
-        gold = dict(zip(self.ids, self.examples["answers"], strict=True))
-        scores = cmrc2018_scores(gold, predicted)
-        return {key: scores[key] for key in METRICS["qa"]}
+        return self.kind.score(self.table, predicted)
 
 
 def _trainer_class(predictor: _Predictor, base: Any):
@@ -221,35 +164,15 @@ def _trainer_class(predictor: _Predictor, base: Any):
 
 
 def _load_model(model_dir: Path, task: TaskData):
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
-
-    require_model_dir(model_dir)
-    if task.kind == "qa":
-        return AutoModelForQuestionAnswering.from_pretrained(model_dir)
-    return AutoModelForSequenceClassification.from_pretrained(
-        model_dir,
-        num_labels=len(task.labels),
-        id2label=dict(enumerate(task.labels)),
-        label2id={label: i for i, label in enumerate(task.labels)},
-    )
+    return task.kind.load_model(require_model_dir(model_dir), task.labels)
 
 
 def train_dataset(task: TaskData, table: pa.Table, tokenizer, settings: FinetuneSettings):
-    """Model inputs and labels of a training table (the train split, or augmented rows)."""
-    if task.kind == "classification":
-        columns = _classification_inputs(table, tokenizer, settings.max_seq_len)
-        labels = table.column("label").to_pylist()
-        if min(labels, default=0) < 0:
-            raise ValueError(f"task {task.name}: the train split has unlabelled rows")
-        return _dataset(columns | {"labels": labels})
-    features = train_features(
-        _examples(table),
-        tokenizer,
-        settings.max_seq_len,
-        settings.doc_stride,
-        settings.max_query_len,
-    )
-    return _dataset(features)
+    """Model inputs and gold targets of a training table (the train split, or augmented rows)."""
+    try:
+        return _dataset(task.kind.train_features(table, tokenizer, settings))
+    except ValueError as error:
+        raise ValueError(f"task {task.name}: {error}") from None
 
 
 def _schedule(train_rows: int, settings: FinetuneSettings, world_size: int) -> tuple[int, int]:
@@ -259,26 +182,6 @@ def _schedule(train_rows: int, settings: FinetuneSettings, world_size: int) -> t
     max_steps = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
     eval_steps = max(1, min(max_steps, steps_per_epoch // settings.evals_per_epoch))
     return max_steps, eval_steps
-
-
-def _write_predictions(
-    out: Path, task: TaskData, split: str, predicted: dict[str, Any], *, submission: bool
-) -> Path:
-    """Predictions in the task's official format: CLUE lines or a CMRC/DRCD object."""
-    import json
-
-    if task.kind == "qa":
-        path = out / ("test_predictions.json" if submission else f"{split}_predictions.json")
-        path.write_text(json.dumps(predicted, ensure_ascii=False, indent=1) + "\n", "utf-8")
-        return path
-    path = out / (f"{task.name}_predict.json" if submission else f"{split}_predictions.jsonl")
-    with path.open("w", encoding="utf-8") as handle:
-        for row_id, label in predicted.items():
-            # CLUE's submission checker wants the integer ids of its test files.
-            value: Any = int(row_id) if submission and row_id.isdigit() else row_id
-            record = {"id": value, "label": task.labels[label]}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
 
 
 @dataclass
@@ -321,7 +224,7 @@ def train_on_task(
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     dev = _Predictor(task, "dev", run.tokenizer, settings)
     max_steps, eval_steps = _schedule(len(run.train), settings, world_size)
-    metric = PRIMARY_METRIC[task.kind]
+    metric = task.kind.primary_metric
     training = TrainingSettings(
         max_steps=max_steps,
         batch_size=settings.batch_size,
@@ -371,7 +274,7 @@ def train_on_task(
         test_predicted = test.predictions(trainer.predict(test.dataset).predictions)
     metrics: dict[str, Any] = {
         "task": task.name,
-        "kind": task.kind,
+        "kind": task.kind.name,
         "model": run.model_name,
         "base_model": str(run.base_dir),
         "base_fingerprint": model_fingerprint(run.base_dir),
@@ -396,9 +299,13 @@ def train_on_task(
         copy_tokenizer_files(run.base_dir, tmp)
         write_json(tmp / "metrics.json", metrics)
     with atomic_dir(predictions_dir) as tmp:
-        _write_predictions(tmp, task, "dev", dev_predicted, submission=False)
+        task.kind.write_predictions(
+            tmp, task.name, task.labels, "dev", dev_predicted, submission=False
+        )
         if test is not None:
-            _write_predictions(tmp, task, "test", test_predicted, submission=True)
+            task.kind.write_predictions(
+                tmp, task.name, task.labels, "test", test_predicted, submission=True
+            )
         write_json(
             tmp / "scores.json",
             {
@@ -444,7 +351,7 @@ def run_finetune(
     predictions in the official format, scores.json, and CLUE submission files for an
     unlabelled test split). Returns the metrics.
     """
-    from transformers import DataCollatorWithPadding, set_seed
+    from transformers import set_seed
 
     model_dir = Path(model_dir)
     task = load_task(task_dir)
@@ -456,7 +363,7 @@ def run_finetune(
         model=model,
         tokenizer=tokenizer,
         train=train_dataset(task, task.splits["train"], tokenizer, settings),
-        collator=DataCollatorWithPadding(tokenizer),
+        collator=task.kind.collator(tokenizer),
         settings=settings,
         seed=seed,
         model_name=model_name,

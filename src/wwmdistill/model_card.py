@@ -15,14 +15,18 @@ from wwmdistill.distill.student import StudentSettings
 from wwmdistill.masking import MaskingSettings
 from wwmdistill.report import (
     MISSING,
+    ONE_CLASS,
     TEACHER,
+    baseline_name,
     fmt,
+    fmt_margin,
     fmt_millions,
     fmt_percent,
     load_evals,
     load_json,
     markdown_table,
     metric_name,
+    model_label,
     speed_note,
     speed_table,
 )
@@ -170,34 +174,52 @@ def losses_section(name: str, student_settings: Mapping[str, Any]) -> str:
 
 
 def results_section(name: str, eval_paths: Iterable[str | Path]) -> str:
-    """Teacher and this student's rows (its own and those built on it) per task."""
+    """Per task: the teacher's and this student's rows (its own and those built on it), then
+    the task's baseline; a model that predicted one class on dev is marked."""
     rows = []
     for data in load_evals(eval_paths):
         metric = data["metric"]
-        for row in data["rows"]:
-            model = str(row.get("model"))
-            if model != TEACHER and model != name and row.get("base") != name:
-                continue
+        task = str(data["task"])
+        mine = [
+            row
+            for row in data["rows"]
+            if str(row.get("model")) in (TEACHER, name) or row.get("base") == name
+        ]
+        for row in mine:
             rows.append(
                 [
-                    str(data["task"]),
-                    model,
+                    task,
+                    model_label(row),
                     str(row.get("stage", MISSING)),
                     metric_name(metric),
                     fmt((row.get("mean") or {}).get(metric)),
                     fmt((row.get("max") or {}).get(metric)),
                     fmt_percent((row.get("relative") or {}).get("score")),
+                    fmt_margin((row.get("margin") or {}).get(metric)),
                 ]
+            )
+        baseline = data.get("baseline")
+        if mine and isinstance(baseline, Mapping):
+            score = fmt((baseline.get("scores") or {}).get(metric))
+            relative = fmt_percent((baseline.get("relative") or {}).get("score"))
+            rows.append(
+                [task, baseline_name(baseline), MISSING, metric_name(metric), score, score]
+                + [relative, MISSING]
             )
     lines = ["## Results", ""]
     if not rows:
         return "\n".join([*lines, "No evaluations yet."])
     lines += [
         "Dev-set scores (0-100), mean and max over fine-tuning seeds; relative score is the "
-        "mean over the teacher's mean.",
+        "mean over the teacher's mean; vs baseline is the mean minus the task's baseline (a "
+        "trivial predictor fit on train: the majority class, or for span QA the context's first "
+        f'characters), in points. "{ONE_CLASS}" marks a model that predicted a single class '
+        "on dev: it learned nothing.",
         "",
         markdown_table(
-            ["task", "model", "stage", "metric", "mean", "max", "relative score"], rows, left=4
+            ["task", "model", "stage", "metric", "mean", "max", "relative score", "vs baseline"],
+            rows,
+            left=4,
         ),
     ]
     return "\n".join(lines)

@@ -1,8 +1,10 @@
 """The run's report: per-task tables, a model x task summary, the speed table and two plots.
 
 Tables follow the HFL / CLUE READMEs: scores on a 0-100 scale with two decimals, the max and
-the mean over fine-tuning seeds, each model's mean relative to the teacher's. A missing row or
-field renders as "–" so a partial run still reports what it has.
+the mean over fine-tuning seeds, each model's mean relative to the teacher's. Every task table
+carries its trivial baseline (majority class of train, first characters of the context for span
+QA) and each model's margin over it, and marks a model that predicted one class on dev. A
+missing row or field renders as "–" so a partial run still reports what it has.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from wwmdistill.arrow_io import atomic_path
 MISSING = "–"
 TEACHER = "teacher"
 METRIC_NAMES = {"accuracy": "Acc", "em": "EM", "f1": "F1", "average": "Avg"}
+ONE_CLASS = "⚠ predicts one class"
 
 
 # ---------------------------------------------------------------- formatting
@@ -47,6 +50,12 @@ def fmt_millions(count: Any) -> str:
     """A parameter count in millions with one decimal: 11_000_000 -> "11.0"."""
     number = _number(count)
     return MISSING if number is None else f"{number / 1e6:.1f}"
+
+
+def fmt_margin(points: Any) -> str:
+    """A signed difference in metric points: 3.2 -> "+3.20", -0.5 -> "-0.50"."""
+    number = _number(points)
+    return MISSING if number is None else f"{number:+.2f}"
 
 
 def fmt_speedup(ratio: Any) -> str:
@@ -127,6 +136,28 @@ def load_benches(
     return benches
 
 
+def baseline_name(baseline: Mapping[str, Any]) -> str:
+    """What a baseline predicts, in a few words: "baseline: majority class neg"."""
+    method = baseline.get("method")
+    if method == "majority_class":
+        return f"baseline: majority class {baseline.get('class')}"
+    if method == "majority_position":
+        return f"baseline: majority answer position {baseline.get('class')}"
+    if method == "first_k_characters":
+        return f"baseline: first {baseline.get('k')} characters"
+    return f"baseline: {method}"
+
+
+def model_label(row: Mapping[str, Any]) -> str:
+    """The row's model name, with a warning and the seeds where it predicted one class only."""
+    name = str(row.get("model", MISSING))
+    if row.get("single_class") is not True:
+        return name
+    counts = row.get("predicted_classes") or {}
+    seeds = [seed for seed, count in counts.items() if count == 1]
+    return f"{name} {ONE_CLASS}" + (f" (seed {', '.join(seeds)})" if seeds else "")
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -138,6 +169,7 @@ def task_table(data: Mapping[str, Any]) -> str:
         header += [f"{metric_name(metric)} max", f"{metric_name(metric)} mean"]
     header += [
         "relative score",
+        f"{metric_name(data['metric'])} vs baseline",
         "params (M)",
         "size (MB)",
         "CPU latency b1 (ms)",
@@ -146,11 +178,12 @@ def task_table(data: Mapping[str, Any]) -> str:
     ]
     rows = []
     for row in data["rows"]:
-        cells = [str(row.get("model", MISSING))]
+        cells = [model_label(row)]
         for metric in metrics:
             cells += [fmt(_get(row, "max", metric)), fmt(_get(row, "mean", metric))]
         cells += [
             fmt_percent(_get(row, "relative", "score")),
+            fmt_margin(_get(row, "margin", data["metric"])),
             fmt_millions(row.get("parameters")),
             fmt(row.get("size_mb"), 1),
             fmt(_get(row, "speed", "cpu", "latency_ms_b1")),
@@ -158,6 +191,14 @@ def task_table(data: Mapping[str, Any]) -> str:
             fmt_speedup(_get(row, "relative", "latency_speedup")),
         ]
         rows.append(cells)
+    baseline = data.get("baseline")
+    if isinstance(baseline, Mapping):
+        # One deterministic prediction: its score is the max and the mean.
+        cells = [baseline_name(baseline)]
+        for metric in metrics:
+            cells += [fmt(_get(baseline, "scores", metric))] * 2
+        cells += [fmt_percent(_get(baseline, "relative", "score"))]
+        rows.append(cells + [MISSING] * (len(header) - len(cells)))
     return markdown_table(header, rows)
 
 
@@ -168,31 +209,48 @@ def _task_heading(data: Mapping[str, Any]) -> str:
         parts.append(f"{len(seeds)} seed(s): {', '.join(str(s) for s in seeds)}")
     if data.get("seq_len"):
         parts.append(f"length {data['seq_len']}")
-    return f"### {data['task']}\n\n{'; '.join(parts)}."
+    lines = [f"### {data['task']}", "", f"{'; '.join(parts)}."]
+    baseline = data.get("baseline")
+    if isinstance(baseline, Mapping):
+        lines.append(
+            f"Baseline ({baseline_name(baseline).removeprefix('baseline: ')}): "
+            f"{baseline.get('description', MISSING)}: "
+            f"{metric_name(data['metric'])} {fmt(_get(baseline, 'scores', data['metric']))}."
+        )
+    return "\n".join(lines)
 
 
 def summary_table(evals: Sequence[Mapping[str, Any]]) -> str:
     """Model x task mean primary score; Average and Relative only over a complete row."""
-    tasks = [str(data["task"]) for data in evals]
     header = ["model", "params (M)"]
     header += [f"{data['task']} ({metric_name(data['metric'])})" for data in evals]
     header += ["Average", "Relative"]
     rows = []
     for model in model_order(evals):
-        scores: list[float | None] = []
-        ratios: list[float | None] = []
-        params = None
-        for data in evals:
-            row = next((r for r in data["rows"] if str(r.get("model")) == model), None)
-            scores.append(_number(_get(row, "mean", data["metric"])))
-            ratios.append(_number(_get(row, "relative", "score")))
-            params = params if params is not None else _get(row, "parameters")
-        complete = bool(tasks) and all(s is not None for s in scores)
-        average = sum(scores) / len(scores) if complete else None
-        relative = sum(ratios) / len(ratios) if all(r is not None for r in ratios) else None
-        cells = [model, fmt_millions(params), *[fmt(s) for s in scores]]
-        rows.append([*cells, fmt(average), fmt_percent(relative if complete else None)])
+        found = [next((r for r in d["rows"] if str(r.get("model")) == model), None) for d in evals]
+        params = next((p for r in found if (p := _get(r, "parameters")) is not None), None)
+        rows.append(_summary_cells(evals, found, model, fmt_millions(params)))
+    baselines = [data.get("baseline") for data in evals]
+    if any(isinstance(b, Mapping) for b in baselines):
+        found = [{"mean": _get(b, "scores"), "relative": _get(b, "relative")} for b in baselines]
+        rows.append(_summary_cells(evals, found, "baseline", MISSING))
     return markdown_table(header, rows)
+
+
+def _summary_cells(
+    evals: Sequence[Mapping[str, Any]], found: Sequence[Any], name: str, params: str
+) -> list[str]:
+    """One summary row from the row (or None) of each task; a one-class score is marked ⚠."""
+    scores = [_number(_get(r, "mean", d["metric"])) for d, r in zip(evals, found, strict=True)]
+    ratios = [_number(_get(r, "relative", "score")) for r in found]
+    complete = bool(evals) and all(s is not None for s in scores)
+    average = sum(scores) / len(scores) if complete else None
+    relative = sum(ratios) / len(ratios) if all(r is not None for r in ratios) else None
+    cells = [
+        fmt(score) + (" ⚠" if _get(row, "single_class") is True else "")
+        for score, row in zip(scores, found, strict=True)
+    ]
+    return [name, params, *cells, fmt(average), fmt_percent(relative if complete else None)]
 
 
 def speed_table(benches: Mapping[str, Mapping[str, Any]]) -> str:
@@ -252,12 +310,16 @@ def render_report(
         "",
         "Scores are on the dev sets, 0-100, max and mean over fine-tuning seeds; relative score "
         "is a model's mean primary score over the teacher's; speed-up is the teacher's CPU "
-        "latency at batch 1 over the model's, at the task's length.",
+        "latency at batch 1 over the model's, at the task's length. Each task's baseline row "
+        "is a trivial predictor fit on train and scored on the same dev split (the majority "
+        "class; for span QA the context's first characters); \"vs baseline\" is a model's "
+        f'mean primary score minus the baseline\'s, in points. "{ONE_CLASS}" marks a model '
+        "that predicted a single class on dev for the seeds named: it learned nothing.",
         "",
         "## Summary",
         "",
         "Mean primary score per task; Average and Relative (mean of the relative scores) only "
-        "for models with every task.",
+        "for models with every task; ⚠ marks a score of a model that predicts one class.",
         "",
         summary_table(evals) if evals else "No evaluations.",
         "",
@@ -364,32 +426,63 @@ def plot_loss_curves(metrics_paths: Mapping[str, str | Path], out_png: str | Pat
 def score_speed_points(
     evals: Sequence[Mapping[str, Any]],
 ) -> list[tuple[str, str, float, float]]:
-    """(task, model, CPU throughput at batch 16, mean primary score) for rows with both."""
+    """(task, model, CPU throughput at batch 16, mean primary score) for rows with both.
+
+    A model that predicts one class is named "(one class)" after it.
+    """
     points = []
     for data in evals:
         for row in data["rows"]:
             speed = _number(_get(row, "speed", "cpu", "throughput_b16"))
             score = _number(_get(row, "mean", data["metric"]))
             if speed is not None and score is not None:
-                points.append((str(data["task"]), str(row.get("model")), speed, score))
+                name = str(row.get("model")) + (" (one class)" if row.get("single_class") else "")
+                points.append((str(data["task"]), name, speed, score))
     return points
 
 
-def plot_score_vs_speed(eval_paths: Iterable[str | Path], out_png: str | Path) -> None:
-    """Mean primary score against CPU throughput, one labelled point per model per task."""
-    points = score_speed_points(load_evals(eval_paths))
+def baseline_levels(evals: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, str]]:
+    """Per task with a baseline: its primary score and the label of its line on the plot."""
+    levels = {}
+    for data in evals:
+        score = _number(_get(data, "baseline", "scores", data["metric"]))
+        if score is not None:
+            levels[str(data["task"])] = (score, f"{data['task']} {baseline_name(data['baseline'])}")
+    return levels
+
+
+def score_vs_speed_figure(evals: Sequence[Mapping[str, Any]]):
+    """Mean primary score against CPU throughput: a labelled point per model and task.
+
+    Each task's baseline is a dashed horizontal line in the task's colour, labelled on the line
+    (at the left edge, whatever the x scale) and in the legend.
+    """
+    points = score_speed_points(evals)
     figure = _figure(7.0, 5.0)
     if not points:
         _placeholder(figure, "no rows with both a score and a CPU throughput")
-        _save_png(figure, out_png)
-        return
+        return figure
     axes = figure.add_subplot(1, 1, 1)
+    levels = baseline_levels(evals)
     for task in dict.fromkeys(p[0] for p in points):
         mine = [p for p in points if p[0] == task]
-        axes.scatter([p[2] for p in mine], [p[3] for p in mine], label=task)
+        dots = axes.scatter([p[2] for p in mine], [p[3] for p in mine], label=task)
         for _, model, x, y in mine:
             axes.annotate(
                 model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small"
+            )
+        if task in levels:
+            score, label = levels[task]
+            color = dots.get_facecolor()[0]
+            axes.axhline(score, color=color, linestyle="--", linewidth=1, label=label)
+            axes.text(
+                0.01,
+                score,
+                label,
+                transform=axes.get_yaxis_transform(),
+                color=color,
+                fontsize="small",
+                va="bottom",
             )
     speeds = [p[2] for p in points]
     if min(speeds) > 0 and max(speeds) / min(speeds) > 10:
@@ -401,4 +494,9 @@ def plot_score_vs_speed(eval_paths: Iterable[str | Path], out_png: str | Path) -
     )
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    _save_png(figure, out_png)
+    return figure
+
+
+def plot_score_vs_speed(eval_paths: Iterable[str | Path], out_png: str | Path) -> None:
+    """The score-against-speed figure of the eval JSONs, as a PNG."""
+    _save_png(score_vs_speed_figure(load_evals(eval_paths)), out_png)

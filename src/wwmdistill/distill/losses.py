@@ -20,6 +20,14 @@ KD_KINDS = ("kl", "soft_ce")
 # Additive attention masks are -1e4 (TinyBERT, old BERT) or finfo.min (transformers): anything at
 # or below this is a mask value, never a real score.
 MASK_SCORE_THRESHOLD = -1.0e4
+# Padding positions of per-token task logits (span QA): no probability mass on either side.
+PAD_LOGIT = -1.0e4
+
+
+def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """TinyBERT's prediction loss: -sum softmax(t/T) log_softmax(s/T), batch mean, no T^2."""
+    targets = F.softmax(teacher.float() / temperature, dim=-1)
+    return -(targets * F.log_softmax(student.float() / temperature, dim=-1)).sum(-1).mean()
 
 
 def _teacher_distribution(

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wwmdistill.arrow_io import ArrowShardWriter, atomic_dir, fingerprint, open_shard, write_json
 from wwmdistill.distill.layers import AttentionCapture, layer_mapping, mean_of
-from wwmdistill.distill.losses import attention_score_mse, hidden_mse
+from wwmdistill.distill.losses import PAD_LOGIT, attention_score_mse, hidden_mse
 from wwmdistill.finetune import (
     FinetuneSettings,
     TaskData,
@@ -34,6 +33,7 @@ from wwmdistill.finetune import (
     train_dataset,
     train_on_task,
 )
+from wwmdistill.kinds import MODEL_INPUTS, TaskKind
 from wwmdistill.models import model_fingerprint, require_model_dir
 from wwmdistill.settings import known_keys
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer, tokenizer_fingerprint
@@ -45,19 +45,6 @@ from wwmdistill.training import (
 )
 
 log = logging.getLogger(__name__)
-
-LOGITS_SCHEMA = {
-    "classification": pa.schema([("logits", pa.list_(pa.float32()))]),
-    "qa": pa.schema(
-        [
-            ("start_logits", pa.list_(pa.float32())),
-            ("end_logits", pa.list_(pa.float32())),
-        ]
-    ),
-}
-# Padding positions of QA logits: no probability mass in either distribution.
-PAD_LOGIT = -1.0e4
-
 
 @dataclass(frozen=True)
 class Stage1Settings:
@@ -153,7 +140,6 @@ def cache_task_logits(
 ) -> dict[str, Any]:
     """The fine-tuned teacher's logits on every augmented row (QA: every training window)."""
     from tqdm import tqdm
-    from transformers import DataCollatorWithPadding
 
     task = load_task(task_dir)
     table, _, augment_fp = _rows(Path(augmented_path))
@@ -162,8 +148,8 @@ def cache_task_logits(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     features = train_dataset(task, _task_table(table, task), tokenizer, settings)
-    inputs = features.select_columns(["input_ids", "token_type_ids", "attention_mask"])
-    collate = DataCollatorWithPadding(tokenizer)
+    inputs = features.select_columns(list(MODEL_INPUTS))
+    collate = task.kind.collator(tokenizer)
     # Length-sorted batches waste no time on padding; rows are written back in their order.
     order = np.argsort([len(ids) for ids in inputs["input_ids"]], kind="stable")
     results: list[Any] = [None] * len(inputs)
@@ -172,27 +158,14 @@ def cache_task_logits(
             index = order[start : start + batch_size].tolist()
             batch = {k: v.to(device) for k, v in collate([inputs[i] for i in index]).items()}
             out = model(**batch)
-            lengths = batch["attention_mask"].sum(1).tolist()
-            for j, row in enumerate(index):
-                if task.kind == "classification":
-                    results[row] = out.logits[j].float().cpu().numpy()
-                else:
-                    n = lengths[j]
-                    results[row] = (
-                        out.start_logits[j, :n].float().cpu().numpy(),
-                        out.end_logits[j, :n].float().cpu().numpy(),
-                    )
-    if task.kind == "classification":
-        columns = {"logits": [r.tolist() for r in results]}
-    else:
-        columns = {
-            "start_logits": [r[0].tolist() for r in results],
-            "end_logits": [r[1].tolist() for r in results],
-        }
+            lengths = batch["attention_mask"].sum(-1).tolist()
+            for row, cached in zip(index, task.kind.teacher_rows(out, lengths), strict=True):
+                results[row] = cached
+    columns = task.kind.logits_columns(results)
     teacher_fp = model_fingerprint(teacher_dir)
     cache_meta = {
         "task": task.name,
-        "kind": task.kind,
+        "kind": task.kind.name,
         "augment_fingerprint": augment_fp,
         "teacher_fingerprint": teacher_fp,
         "tokenizer_fingerprint": tokenizer_fingerprint(Path(teacher_dir)),
@@ -201,7 +174,7 @@ def cache_task_logits(
     }
     with ArrowShardWriter(
         out_path,
-        LOGITS_SCHEMA[task.kind],
+        task.kind.logits_schema,
         stage="task_logits",
         fingerprint=fingerprint(cache_meta),
         meta=cache_meta,
@@ -281,7 +254,7 @@ class IntermediateDistillation(nn.Module):
         return parts
 
 
-def _stage1_trainer(teacher: nn.Module, settings: Stage1Settings):
+def _stage1_trainer(teacher: nn.Module, settings: Stage1Settings, kind: TaskKind):
     from transformers import Trainer
 
     class Stage1Trainer(Trainer):
@@ -313,7 +286,7 @@ def _stage1_trainer(teacher: nn.Module, settings: Stage1Settings):
             }
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = kind.encoder_inputs(inputs)
             parts = model(**inputs, teacher=self.teacher_targets(inputs))
             loss = sum(getattr(settings, name) * value for name, value in parts.items())
             return (loss, parts) if return_outputs else loss
@@ -333,7 +306,7 @@ def run_stage1(
     seed: int,
 ) -> dict[str, Any]:
     """Stage 1 on the augmented rows (or, `augmented_path` None, the original train split)."""
-    from transformers import DataCollatorWithPadding, set_seed
+    from transformers import set_seed
 
     stage = settings.stage1
     task = load_task(task_dir)
@@ -346,7 +319,7 @@ def run_stage1(
         table, _, data_fp = _rows(Path(augmented_path))
         table = _task_table(table, task)
     features = train_dataset(task, table, tokenizer, finetune)
-    features = features.select_columns(["input_ids", "token_type_ids", "attention_mask"])
+    features = features.select_columns(list(MODEL_INPUTS))
     set_seed(seed)
     student = load_task_model(Path(student_dir), task, finetune, where)
     teacher = load_task_model(Path(teacher_dir), task, finetune, where)
@@ -389,11 +362,11 @@ def run_stage1(
     resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     if resume:
         log.info("resuming stage 1 of %s from %s", task.name, resume)
-    trainer = _stage1_trainer(teacher, stage)(
+    trainer = _stage1_trainer(teacher, stage, task.kind)(
         model=model,
         args=args,
         train_dataset=features,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=task.kind.collator(tokenizer),
     )
     trainer.train(resume_from_checkpoint=resume)
     metrics = {
@@ -433,19 +406,11 @@ def _check_tokenizers(student_dir: Path, teacher_dir: Path) -> None:
 # Stage 2: the prediction layer
 
 
-def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
-    """TinyBERT's prediction loss: -sum softmax(t/T) log_softmax(s/T), batch mean, no T^2."""
-    targets = F.softmax(teacher.float() / temperature, dim=-1)
-    return -(targets * F.log_softmax(student.float() / temperature, dim=-1)).sum(-1).mean()
-
-
 class TeacherLogitsCollator:
-    """Pads the inputs (the tokenizer's collator) and the teacher's per-token QA logits."""
+    """Pads the inputs (the kind's collator) and the teacher's per-token QA logits."""
 
-    def __init__(self, tokenizer) -> None:
-        from transformers import DataCollatorWithPadding
-
-        self.pad = DataCollatorWithPadding(tokenizer)
+    def __init__(self, pad: Any) -> None:
+        self.pad = pad
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
         names = [k for k in features[0] if k.startswith("teacher_")]
@@ -463,7 +428,7 @@ class TeacherLogitsCollator:
         return batch
 
 
-def _stage2_base(settings: Stage2Settings, kind: str):
+def _stage2_base(settings: Stage2Settings, kind: TaskKind):
     from transformers import Trainer
 
     class PredictionDistillationTrainer(Trainer):
@@ -476,26 +441,14 @@ def _stage2_base(settings: Stage2Settings, kind: str):
                 if k in inputs
             }
             out = model(**inputs)
-            temperature = settings.temperature
-            if kind == "classification":
-                loss = soft_cross_entropy(out.logits, teacher["teacher_logits"], temperature)
-                if settings.hard_weight > 0:
-                    loss = loss + settings.hard_weight * F.cross_entropy(
-                        out.logits, labels["labels"]
-                    )
-            else:
-                padding = inputs["attention_mask"] == 0
-                loss = 0.0
-                for side in ("start", "end"):
-                    logits = getattr(out, f"{side}_logits").masked_fill(padding, PAD_LOGIT)
-                    loss = (
-                        loss
-                        + soft_cross_entropy(logits, teacher[f"teacher_{side}_logits"], temperature)
-                        / 2
-                    )
-                    if settings.hard_weight > 0:
-                        hard = F.cross_entropy(logits.float(), labels[f"{side}_positions"])
-                        loss = loss + settings.hard_weight * hard / 2
+            loss = kind.distillation_loss(
+                out,
+                teacher,
+                labels,
+                inputs["attention_mask"],
+                settings.temperature,
+                settings.hard_weight,
+            )
             return (loss, out) if return_outputs else loss
 
     return PredictionDistillationTrainer
@@ -528,16 +481,14 @@ def run_stage2(
     table, _, augment_fp = _rows(Path(augmented_path))
     dataset = train_dataset(task, _task_table(table, task), tokenizer, finetune)
     logits, logits_meta = _open_task_logits(Path(logits_path), augment_fp, len(dataset), finetune)
-    if task.kind == "classification":
-        dataset = dataset.add_column("teacher_logits", logits.column("logits").to_pylist())
-    else:
-        for side in ("start", "end"):
-            dataset = dataset.add_column(
-                f"teacher_{side}_logits", logits.column(f"{side}_logits").to_pylist()
-            )
+    for name, column in task.kind.teacher_columns(logits).items():
+        dataset = dataset.add_column(name, column)
     if not augmented:
-        if task.kind == "qa":
-            raise ValueError(f"config {where}: the no-augmentation ablation is for classification")
+        if not task.kind.one_feature_per_row:
+            raise ValueError(
+                f"config {where}.ablation: the no-augmentation ablation needs one feature per "
+                f"row, which {task.kind.name} tasks do not have"
+            )
         keep = np.flatnonzero(~table.column("augmented").to_numpy(zero_copy_only=False))
         dataset = dataset.select(keep.tolist())
     set_seed(seed)
@@ -555,7 +506,7 @@ def run_stage2(
         model=model,
         tokenizer=tokenizer,
         train=dataset,
-        collator=TeacherLogitsCollator(tokenizer),
+        collator=TeacherLogitsCollator(task.kind.collator(tokenizer)),
         settings=stage_finetune,
         seed=seed,
         model_name=model_name,

@@ -1,0 +1,125 @@
+"""Sequence classification (CLUE's classification tasks, ChnSentiCorp, LCQMC, XNLI, ...).
+
+Rows: `id`, `text_a`, `text_b` (null for single sentences), `label` (index into the task's fixed
+labels, -1 unlabelled). One feature per row; accuracy; CLUE's `{"id", "label"}` prediction lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch.nn.functional as F
+from torch import Tensor
+
+from wwmdistill.distill.losses import soft_cross_entropy
+from wwmdistill.kinds.base import (
+    MODEL_INPUTS,
+    TaskKind,
+    argmax_predictions,
+    majority_label,
+    row_ids,
+)
+from wwmdistill.metrics import accuracy
+
+
+def encode_texts(table: pa.Table, tokenizer: Any, max_len: int) -> dict[str, list]:
+    text_a = table.column("text_a").to_pylist()
+    text_b = table.column("text_b").to_pylist()
+    pair = any(b is not None for b in text_b)
+    encoded = tokenizer(
+        text_a,
+        [b or "" for b in text_b] if pair else None,
+        truncation=True,
+        max_length=max_len,
+    )
+    return {key: encoded[key] for key in MODEL_INPUTS}
+
+
+def gold_labels(table: pa.Table) -> list[int]:
+    labels = table.column("label").to_pylist()
+    if min(labels, default=0) < 0:
+        raise ValueError("training rows include unlabelled ones (label -1)")
+    return labels
+
+
+class Classification(TaskKind):
+    name = "classification"
+    row_schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("text_a", pa.string()),
+            ("text_b", pa.string()),
+            ("label", pa.int32()),
+        ]
+    )
+    logits_schema = pa.schema([("logits", pa.list_(pa.float32()))])
+    metrics = ("accuracy",)
+    primary_metric = "accuracy"
+    augmented_columns = ("text_a", "text_b")
+    one_feature_per_row = True
+    dev_predictions_file = "dev_predictions.jsonl"
+    output_names = ("logits",)
+    predicts_classes = True
+
+    def auto_model(self) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+
+    def load_model(self, model_dir: Path, labels: Sequence[str]) -> Any:
+        return self.auto_model().from_pretrained(
+            model_dir,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+        )
+
+    def train_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
+        return encode_texts(table, tokenizer, settings.max_seq_len) | {"labels": gold_labels(table)}
+
+    def eval_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
+        return encode_texts(table, tokenizer, settings.max_seq_len)
+
+    def decode(
+        self, raw: Any, table: pa.Table, features: Mapping[str, Any], settings: Any
+    ) -> dict[str, Any]:
+        return argmax_predictions(row_ids(table), raw)
+
+    def score(self, table: pa.Table, predicted: Mapping[str, Any]) -> dict[str, float]:
+        choices = [predicted[i] for i in row_ids(table)]
+        return {"accuracy": accuracy(choices, table.column("label").to_pylist())}
+
+    def baseline(self, labels: Sequence[str], train: pa.Table, dev: pa.Table) -> dict[str, Any]:
+        label, scores = majority_label(train, dev)
+        return {
+            "method": "majority_class",
+            "description": "the most frequent label of train, predicted for every dev example",
+            "class": labels[label],
+            "scores": scores,
+        }
+
+    def label_name(self, labels: Sequence[str], predicted: Any) -> Any:
+        return labels[predicted]
+
+    def teacher_rows(self, outputs: Any, lengths: Sequence[int]) -> list[Any]:
+        return list(outputs.logits.float().cpu().numpy())
+
+    def logits_columns(self, rows: Sequence[Any]) -> dict[str, list]:
+        return {"logits": [r.tolist() for r in rows]}
+
+    def distillation_loss(
+        self,
+        outputs: Any,
+        teacher: Mapping[str, Tensor],
+        labels: Mapping[str, Tensor],
+        attention_mask: Tensor,
+        temperature: float,
+        hard_weight: float,
+    ) -> Tensor:
+        loss = soft_cross_entropy(outputs.logits, teacher["teacher_logits"], temperature)
+        if hard_weight > 0:
+            loss = loss + hard_weight * F.cross_entropy(outputs.logits, labels["labels"])
+        return loss
