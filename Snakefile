@@ -1,5 +1,6 @@
 # wwmdistill: distil a Chinese whole-word-masking BERT teacher into small students.
 # Thin on purpose: the stages live in rules/, the logic in src/wwmdistill/.
+import copy
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -12,6 +13,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# The config as written: a finetune key ranks above a task's CLUE recipe only where it is written
+# (rules/common.smk registry_task_blocks), which the schema's filled-in defaults would hide.
+USER_CONFIG = copy.deepcopy(config)
 validate(config, "schemas/config.schema.yaml")
 reject_float_integers(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 normalise_paths(config)
@@ -24,7 +28,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     shard=r"\d{5}",
     seed=r"\d+",
-    task=alternatives(TASKS),
+    task=alternatives(REGISTRY),
     model=alternatives(MODELS),
     student=alternatives(MODELS[1:]),
     variant="td|td_noaug",
@@ -41,6 +45,21 @@ include: "rules/finetune.smk"
 include: "rules/augment.smk"
 include: "rules/task_distill.smk"
 include: "rules/evaluate.smk"
+
+
+# A per-task target outside the registry (results/eval/afqmcx.json) stops the DAG naming the task
+# and the known ones, instead of Snakemake's bare "no rule to produce".
+rule unknown_task:
+    input:
+        unknown_task,
+    output:
+        "results/{stage}/{name}{rest}",
+    wildcard_constraints:
+        stage="|".join(TASK_STAGES),
+        name=rf"(?!(?:{alternatives(REGISTRY)})(?:\.json$|/|$))[^/]+?",
+        rest=r"(?:\.json|/.+)?",
+    log:
+        "results/logs/unknown_task/{stage}/{name}{rest}.log",
 
 
 rule all:

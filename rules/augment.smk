@@ -9,7 +9,7 @@ rule augment:
     output:
         slice="results/augment/{task}/slices/{slice}.arrow",
     params:
-        augment=lambda wildcards: canonical(config["tasks"][wildcards.task]["augment"]),
+        augment=lambda wildcards: canonical(task_config(wildcards.task)["augment"]),
         segmentation=block("segmentation"),
         content=augment_content,
         seed=config["seed"],

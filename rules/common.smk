@@ -1,11 +1,18 @@
 # Helpers for the stages: config blocks as params, shard lists, source inputs.
+import copy
 import re
 from pathlib import Path
 
+from snakemake.logging import logger
+from snakemake.utils import validate
+
+from wwmdistill.config_check import normalise_paths
 from wwmdistill.content import ContentDigests
 from wwmdistill.download import source_inputs
-from wwmdistill.tasks import task_input_files
-from wwmdistill.tasks.registry import get_spec
+from wwmdistill.kinds import kind_of
+from wwmdistill.tasks import plan_task
+from wwmdistill.tasks.registry import TASKS as REGISTRY
+from wwmdistill.tasks.registry import finetune_recipe, get_spec
 
 DOWNLOAD_DIR = Path("results/download")
 DATA_ROOT = Path(config["data_root"])
@@ -162,10 +169,54 @@ def student_logits(wildcards):
     return training_shards("teacher/logits")
 
 
-# Tasks and the models evaluated on them: the teacher and every general student.
+def registry_task_blocks():
+    """The full block of every registry task: the config's own or an empty one, defaults filled.
+
+    The schema fills them as it fills the config (snakemake's validate), with `finetune` left
+    out so that it holds the generic defaults only; finetune_recipe then ranks the task's CLUE
+    recipe, the top-level `finetune` block and the task's own above them, each with the keys the
+    config writes (USER_CONFIG: the config before the schema filled it).
+    """
+    written = USER_CONFIG.get("tasks", {})
+    for name in written:
+        get_spec(name)  # an unknown task is refused before any job, naming its key
+    everything = copy.deepcopy(USER_CONFIG)
+    everything["tasks"] = {
+        name: {key: value for key, value in written.get(name, {}).items() if key != "finetune"}
+        for name in REGISTRY
+    }
+    validate(everything, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    normalise_paths(everything)
+    blocks = copy.deepcopy(everything["tasks"])
+    for name, block in blocks.items():
+        own = written.get(name, {}).get("finetune", {})
+        block["finetune"] = finetune_recipe(
+            name, block["finetune"], USER_CONFIG.get("finetune", {}), own
+        )
+    return blocks
+
+
+TASK_CONFIGS = registry_task_blocks()
+
+
+def task_config(task):
+    """The full, defaulted block of any registry task, whether or not the config names it."""
+    return TASK_CONFIGS[task]
+
+
+# The config as the jobs see it (the report prints it): each task's resolved block, and the
+# top-level finetune block as written rather than filled with the generic defaults it outranks.
+config["tasks"] = {name: task_config(name) for name in config["tasks"]}
+if "finetune" in USER_CONFIG:
+    config["finetune"] = USER_CONFIG["finetune"]
+
+# The tasks `rule all` evaluates (every registry task is a target), and the models evaluated on
+# them: the teacher and every general student.
 TASKS = sorted(config["tasks"])
 MODELS = ["teacher", *sorted(config["students"])]
 SEEDS = config["evaluation"]["seeds"]
+# Stages with per-task outputs: results/{stage}/{task}...
+TASK_STAGES = ("tasks", "finetune", "augment", "task_distill", "eval")
 
 
 def alternatives(names):
@@ -179,7 +230,7 @@ LATER_STAGES = ("finetune", "augment", "task_distill")
 
 def task_block(wildcards):
     """What builds the task's Arrow files: its block less the later stages' blocks."""
-    spec = canonical(config["tasks"][wildcards.task])
+    spec = canonical(task_config(wildcards.task))
     return {key: value for key, value in spec.items() if key not in LATER_STAGES}
 
 
@@ -194,24 +245,31 @@ def model_finetune_block(wildcards):
 
 
 def model_recipe(task, model):
-    recipe = canonical(config["tasks"][task]["finetune"])
+    recipe = canonical(task_config(task)["finetune"])
     rates = recipe.pop("learning_rates")
     return recipe | {"learning_rate": rates.get(model, recipe["learning_rate"])}
 
 
-def task_files(wildcards):
-    return [
-        str(path)
-        for path in task_input_files(wildcards.task, task_block(wildcards), DATA_ROOT)
-    ]
+ANNOUNCED_TASKS = set()
+
+
+def announced_task_files(wildcards):
+    """The task's files under data_root; where its data comes from is said once per task, on
+    Snakemake's own output (a job's output goes to its log). A partial set of files stops the
+    DAG here, naming the missing ones."""
+    plan = plan_task(wildcards.task, task_block(wildcards), DATA_ROOT)
+    if wildcards.task not in ANNOUNCED_TASKS:
+        ANNOUNCED_TASKS.add(wildcards.task)
+        (logger.warning if plan.downloads else logger.info)(plan.describe())
+    return external([str(path) for path in plan.files])
 
 
 def task_content(wildcards):
-    return content_of(task_files(wildcards))
+    return content_of(plan_task(wildcards.task, task_block(wildcards), DATA_ROOT).files)
 
 
 def augment_content(wildcards):
-    augment = config["tasks"][wildcards.task]["augment"]
+    augment = task_config(wildcards.task)["augment"]
     return content_of(local_paths(augment["stopwords"], augment["synonyms"]) + segmentation_files())
 
 
@@ -228,7 +286,7 @@ def evaluation_targets():
 
 # Task distillation: which tasks, students and variants ("td", and "td_noaug" for the ablation).
 def task_distill_block(task):
-    return config["tasks"][task]["task_distill"]
+    return task_config(task)["task_distill"]
 
 
 def distilled_tasks():
@@ -241,8 +299,9 @@ def task_distill_students(task):
 
 
 def task_distill_variants(task):
-    classification = get_spec(task).kind == "classification"
-    return ["td", "td_noaug"] if task_distill_block(task)["ablation"] and classification else ["td"]
+    """td, and td_noaug for the ablation where a task's rows are its features (not span QA)."""
+    ablation = kind_of(get_spec(task).kind).one_feature_per_row and task_distill_block(task)["ablation"]
+    return ["td", "td_noaug"] if ablation else ["td"]
 
 
 def teacher_seed(task):
@@ -255,7 +314,7 @@ def finetuned_teacher(wildcards):
 
 
 def augment_slices(wildcards):
-    count = config["tasks"][wildcards.task]["augment"]["slices"]
+    count = task_config(wildcards.task)["augment"]["slices"]
     slices = [f"{index:03d}" for index in range(count)]
     return expand(f"results/augment/{wildcards.task}/slices/{{slice}}.arrow", slice=slices)
 
@@ -284,9 +343,17 @@ def stage1_data(wildcards):
 
 
 def task_distill_params(wildcards):
-    return canonical(config["tasks"][wildcards.task]["task_distill"])
+    return canonical(task_config(wildcards.task)["task_distill"])
 
 
 def task_distill_checkpoints(wildcards, stage):
     run = f"{wildcards.task}/{wildcards.student}/{wildcards.variant}/seed{wildcards.seed}"
     return f"results/checkpoints/task_distill/{run}/{stage}"
+
+
+def unknown_task(wildcards):
+    """The input of the unknown_task rule, a per-task target outside the registry: an error."""
+    raise ValueError(
+        f"results/{wildcards.stage}/{wildcards.name}{wildcards.rest}: unknown task "
+        f"{wildcards.name!r}; expected one of {sorted(REGISTRY)}"
+    )

@@ -33,7 +33,7 @@ rule evaluate:
             labels={"task": "{task}"},
         ),
     params:
-        task=lambda wildcards: canonical(config["tasks"][wildcards.task]),
+        task=lambda wildcards: canonical(task_config(wildcards.task)),
         evaluation=block("evaluation"),
         rows=lambda wildcards: eval_rows(wildcards.task),
     log:

@@ -21,7 +21,7 @@ rule finetune:
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=1440,
-        **training_resources(lambda wildcards: config["tasks"][wildcards.task]["finetune"]),
+        **training_resources(lambda wildcards: task_config(wildcards.task)["finetune"]),
     conda:
         "../envs/gpu.yaml"
     script:

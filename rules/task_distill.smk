@@ -22,7 +22,7 @@ rule task_distill_stage1:
         mem_mb=memory_per_attempt(16000),
         runtime=1440,
         # The GPUs, CPU processes and nodes of the task's fine-tuning.
-        **training_resources(lambda wildcards: config["tasks"][wildcards.task]["finetune"]),
+        **training_resources(lambda wildcards: task_config(wildcards.task)["finetune"]),
     conda:
         "../envs/gpu.yaml"
     script:
@@ -51,7 +51,7 @@ rule task_distill_stage2:
         mem_mb=memory_per_attempt(16000),
         runtime=1440,
         # The GPUs, CPU processes and nodes of the task's fine-tuning.
-        **training_resources(lambda wildcards: config["tasks"][wildcards.task]["finetune"]),
+        **training_resources(lambda wildcards: task_config(wildcards.task)["finetune"]),
     conda:
         "../envs/gpu.yaml"
     script:

@@ -3,7 +3,9 @@
 
 rule task_data:
     input:
-        files=lambda wildcards: external(task_files(wildcards)),
+        files=announced_task_files,
+        # Its vocabulary decides whether traditional text is converted; [UNK] rates in stats.
+        tokenizer="results/tokenizer",
     output:
         task=directory("results/tasks/{task}"),
     params:
@@ -14,6 +16,8 @@ rule task_data:
         seed=config["seed"],
     log:
         "results/logs/tasks/{task}.log",
+    # Runs as soon as the tokenizer is there: missing data fails before any training starts.
+    priority: 50
     threads: 1
     resources:
         mem_mb=memory_per_attempt(4000),

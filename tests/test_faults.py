@@ -59,7 +59,7 @@ def faults_config(data_root: Path) -> dict:
     config["teacher"]["training"].update(max_steps=40, save_steps=10)
     config["students"]["tiny"]["training"].update(max_steps=STUDENT_STEPS, save_steps=10)
     config["evaluation"]["seeds"] = [1]
-    del config["tasks"]["cmrc2018"]
+    del config["tasks"]["cmrc2018"], config["tasks"]["c3"]
     task = config["tasks"][TASK]
     # 64 rows in batches of 16: 8 steps, a dev evaluation and checkpoint every 2.
     task["finetune"].update(epochs=2, evals_per_epoch=2)

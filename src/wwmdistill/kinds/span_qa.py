@@ -12,17 +12,16 @@ import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import torch.nn.functional as F
-from torch import Tensor
 
-from wwmdistill.distill.losses import PAD_LOGIT, soft_cross_entropy
+if TYPE_CHECKING:
+    from torch import Tensor
+
 from wwmdistill.kinds.base import TaskKind, row_ids
 from wwmdistill.metrics import cmrc2018_scores
-from wwmdistill.qa import decode_answers, eval_features, train_features
 
 
 def _examples(table: pa.Table) -> dict[str, list]:
@@ -51,6 +50,7 @@ class SpanQA(TaskKind):
     # The context holds the answers at fixed offsets; only the question is rewritten.
     augmented_columns = ("question",)
     one_feature_per_row = False
+    carved_by = "paragraph"
     dev_predictions_file = "dev_predictions.json"
     output_names = ("start_logits", "end_logits")
     predicts_classes = False
@@ -61,12 +61,21 @@ class SpanQA(TaskKind):
             columns[name] = [list(value) for value in columns[name]]
         return columns
 
+    def texts(self, examples: Sequence[Any]) -> list[str]:
+        contexts = dict.fromkeys(e.context for e in examples)
+        return [e.question for e in examples] + list(contexts)
+
+    def carve_key(self, example: Any) -> tuple[Any, Any]:
+        return 0, example.context
+
     def auto_model(self) -> Any:
         from transformers import AutoModelForQuestionAnswering
 
         return AutoModelForQuestionAnswering
 
     def train_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
+        from wwmdistill.qa import train_features
+
         return train_features(
             _examples(table),
             tokenizer,
@@ -76,6 +85,8 @@ class SpanQA(TaskKind):
         )
 
     def eval_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
+        from wwmdistill.qa import eval_features
+
         return eval_features(
             _examples(table),
             tokenizer,
@@ -87,6 +98,8 @@ class SpanQA(TaskKind):
     def decode(
         self, raw: Any, table: pa.Table, features: Mapping[str, Any], settings: Any
     ) -> dict[str, Any]:
+        from wwmdistill.qa import decode_answers
+
         start, end = raw
         return decode_answers(
             _examples(table),
@@ -154,6 +167,10 @@ class SpanQA(TaskKind):
         temperature: float,
         hard_weight: float,
     ) -> Tensor:
+        import torch.nn.functional as F
+
+        from wwmdistill.distill.losses import PAD_LOGIT, soft_cross_entropy
+
         padding = attention_mask == 0
         loss = 0.0
         for side in ("start", "end"):

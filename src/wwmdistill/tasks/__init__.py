@@ -2,11 +2,12 @@
 
 - `registry`: the task specs, their fixed label orders, and a task's config block;
 - `readers`: official files (or HF rows) -> checked examples;
-- `sources`: where a task's data comes from (data root, download, HF) and reading its splits;
-- `build`: the Arrow splits and `stats.json`.
+- `sources`: where a task's data comes from (data root, download, HF: one source per task),
+  reading its splits, and carving splits out of one file;
+- `build`: the Arrow splits and `stats.json` (with each split's `[UNK]` rate).
 """
 
-from wwmdistill.tasks.build import CLASSIFICATION_SCHEMA, build_task, open_task
+from wwmdistill.tasks.build import build_task, console_echo, open_task
 from wwmdistill.tasks.registry import (
     IFLYTEK_LABELS,
     NLI_LABELS,
@@ -14,16 +15,18 @@ from wwmdistill.tasks.registry import (
     TNEWS_LABELS,
     TaskSettings,
 )
-from wwmdistill.tasks.sources import task_input_files
+from wwmdistill.tasks.sources import MissingTaskData, TaskPlan, plan_task
 
 __all__ = [
-    "CLASSIFICATION_SCHEMA",
     "IFLYTEK_LABELS",
+    "MissingTaskData",
     "NLI_LABELS",
     "TASKS",
     "TNEWS_LABELS",
+    "TaskPlan",
     "TaskSettings",
     "build_task",
+    "console_echo",
     "open_task",
-    "task_input_files",
+    "plan_task",
 ]

