@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
 
+# Two pytest workers, a test file each at a time: the tiny DAG's fixture (most of the suite's
+# time) runs beside the unit tests, one torch thread per worker.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Kills jobs and snakemake, damages artifacts, fills a tmpfs (mounting it needs root).
 test-faults: $(STAMP)

@@ -204,5 +204,8 @@ def test_eval_table_carries_the_baseline_margins_and_single_class_flags(tmp_path
     teacher, lazy = result["rows"]
     assert teacher["predicted_classes"] == {"1": 2, "2": 2} and teacher["single_class"] is False
     assert lazy["predicted_classes"] == {"1": 2, "2": 1} and lazy["single_class"] is True
+    # Mean and max over the seeds (HFL's practice).
+    assert teacher["mean"] == {"accuracy": 87.5} and teacher["max"] == {"accuracy": 100.0}
+    assert lazy["mean"] == {"accuracy": 37.5} and lazy["max"] == {"accuracy": 50.0}
     assert teacher["margin"] == {"accuracy": 87.5 - 25.0}
     assert lazy["margin"] == {"accuracy": 37.5 - 25.0}

@@ -32,6 +32,8 @@ def task_workdir(workdir: Path, tasks: dict) -> Path:
     return prepare_workdir(workdir, config)
 
 
+# Hostile input, with the download tests in the fault suite.
+@pytest.mark.faults
 def test_no_files_and_no_network_fail_the_job_with_one_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
