@@ -157,6 +157,57 @@ class TaskKind:
         raise NotImplementedError
 
 
+class LogitsPerRow(TaskKind):
+    """A kind whose rows carry a gold `label` index and whose model gives one row of logits per
+    row (classification over the labels, multiple choice over the options): accuracy, CLUE's
+    `{"id", "label"}` lines, and stage 2 matches those logits."""
+
+    logits_schema = pa.schema([("logits", pa.list_(pa.float32()))])
+    metrics = ("accuracy",)
+    primary_metric = "accuracy"
+    one_feature_per_row = True
+    dev_predictions_file = "dev_predictions.jsonl"
+    output_names = ("logits",)
+    predicts_classes = True
+
+    @staticmethod
+    def gold_labels(table: pa.Table) -> list[int]:
+        labels = table.column("label").to_pylist()
+        if min(labels, default=0) < 0:
+            raise ValueError("training rows include unlabelled ones (label -1)")
+        return labels
+
+    def score(self, table: pa.Table, predicted: Mapping[str, Any]) -> dict[str, float]:
+        from wwmdistill.metrics import accuracy
+
+        choices = [predicted[i] for i in row_ids(table)]
+        return {"accuracy": accuracy(choices, table.column("label").to_pylist())}
+
+    def teacher_rows(self, outputs: Any, lengths: Sequence[int]) -> list[Any]:
+        return list(outputs.logits.float().cpu().numpy())
+
+    def logits_columns(self, rows: Sequence[Any]) -> dict[str, list]:
+        return {"logits": [r.tolist() for r in rows]}
+
+    def distillation_loss(
+        self,
+        outputs: Any,
+        teacher: Mapping[str, Tensor],
+        labels: Mapping[str, Tensor],
+        attention_mask: Tensor,
+        temperature: float,
+        hard_weight: float,
+    ) -> Tensor:
+        import torch.nn.functional as F
+
+        from wwmdistill.distill.losses import soft_cross_entropy
+
+        loss = soft_cross_entropy(outputs.logits, teacher["teacher_logits"], temperature)
+        if hard_weight > 0:
+            loss = loss + hard_weight * F.cross_entropy(outputs.logits, labels["labels"])
+        return loss
+
+
 def majority_label(train: pa.Table, dev: pa.Table) -> tuple[int, dict[str, float]]:
     """The most frequent `label` of train (the lowest on a tie) and its accuracy on dev."""
     from wwmdistill.metrics import accuracy

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    from torch import Tensor
-
 from wwmdistill.kinds.base import (
     MODEL_INPUTS,
-    TaskKind,
+    LogitsPerRow,
     argmax_predictions,
     majority_label,
     row_ids,
 )
-from wwmdistill.metrics import accuracy
 
 
 def encode_texts(table: pa.Table, tokenizer: Any, max_len: int) -> dict[str, list]:
@@ -38,14 +34,7 @@ def encode_texts(table: pa.Table, tokenizer: Any, max_len: int) -> dict[str, lis
     return {key: encoded[key] for key in MODEL_INPUTS}
 
 
-def gold_labels(table: pa.Table) -> list[int]:
-    labels = table.column("label").to_pylist()
-    if min(labels, default=0) < 0:
-        raise ValueError("training rows include unlabelled ones (label -1)")
-    return labels
-
-
-class Classification(TaskKind):
+class Classification(LogitsPerRow):
     name = "classification"
     row_schema = pa.schema(
         [
@@ -55,15 +44,8 @@ class Classification(TaskKind):
             ("label", pa.int32()),
         ]
     )
-    logits_schema = pa.schema([("logits", pa.list_(pa.float32()))])
-    metrics = ("accuracy",)
-    primary_metric = "accuracy"
     augmented_columns = ("text_a", "text_b")
-    one_feature_per_row = True
     carved_by = "label"
-    dev_predictions_file = "dev_predictions.jsonl"
-    output_names = ("logits",)
-    predicts_classes = True
 
     def texts(self, examples: Sequence[Any]) -> list[str]:
         return [t for e in examples for t in (e.text_a, e.text_b) if t]
@@ -85,7 +67,8 @@ class Classification(TaskKind):
         )
 
     def train_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
-        return encode_texts(table, tokenizer, settings.max_seq_len) | {"labels": gold_labels(table)}
+        labels = self.gold_labels(table)
+        return encode_texts(table, tokenizer, settings.max_seq_len) | {"labels": labels}
 
     def eval_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
         return encode_texts(table, tokenizer, settings.max_seq_len)
@@ -94,10 +77,6 @@ class Classification(TaskKind):
         self, raw: Any, table: pa.Table, features: Mapping[str, Any], settings: Any
     ) -> dict[str, Any]:
         return argmax_predictions(row_ids(table), raw)
-
-    def score(self, table: pa.Table, predicted: Mapping[str, Any]) -> dict[str, float]:
-        choices = [predicted[i] for i in row_ids(table)]
-        return {"accuracy": accuracy(choices, table.column("label").to_pylist())}
 
     def baseline(self, labels: Sequence[str], train: pa.Table, dev: pa.Table) -> dict[str, Any]:
         label, scores = majority_label(train, dev)
@@ -110,27 +89,3 @@ class Classification(TaskKind):
 
     def label_name(self, labels: Sequence[str], predicted: Any) -> Any:
         return labels[predicted]
-
-    def teacher_rows(self, outputs: Any, lengths: Sequence[int]) -> list[Any]:
-        return list(outputs.logits.float().cpu().numpy())
-
-    def logits_columns(self, rows: Sequence[Any]) -> dict[str, list]:
-        return {"logits": [r.tolist() for r in rows]}
-
-    def distillation_loss(
-        self,
-        outputs: Any,
-        teacher: Mapping[str, Tensor],
-        labels: Mapping[str, Tensor],
-        attention_mask: Tensor,
-        temperature: float,
-        hard_weight: float,
-    ) -> Tensor:
-        import torch.nn.functional as F
-
-        from wwmdistill.distill.losses import soft_cross_entropy
-
-        loss = soft_cross_entropy(outputs.logits, teacher["teacher_logits"], temperature)
-        if hard_weight > 0:
-            loss = loss + hard_weight * F.cross_entropy(outputs.logits, labels["labels"])
-        return loss

@@ -20,8 +20,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from torch import Tensor
 
-from wwmdistill.kinds.base import MODEL_INPUTS, TaskKind, majority_label, row_ids
-from wwmdistill.metrics import accuracy
+from wwmdistill.kinds.base import MODEL_INPUTS, LogitsPerRow, majority_label, row_ids
 
 MAX_CHOICES = 4
 PADDING_CHOICE = "无效答案"
@@ -70,7 +69,7 @@ class MultipleChoiceCollator:
         return batch
 
 
-class MultipleChoice(TaskKind):
+class MultipleChoice(LogitsPerRow):
     name = "multiple_choice"
     row_schema = pa.schema(
         [
@@ -81,17 +80,10 @@ class MultipleChoice(TaskKind):
             ("label", pa.int32()),
         ]
     )
-    logits_schema = pa.schema([("logits", pa.list_(pa.float32()))])
-    metrics = ("accuracy",)
-    primary_metric = "accuracy"
     # Options must stay as written (the answer is one of them, word for word) and the document
     # is long and read by every option: the question is what varies.
     augmented_columns = ("question",)
-    one_feature_per_row = True
     carved_by = "document"
-    dev_predictions_file = "dev_predictions.jsonl"
-    output_names = ("logits",)
-    predicts_classes = True
 
     def columns(self, examples: Sequence[Any]) -> dict[str, list[Any]]:
         columns = super().columns(examples)
@@ -128,9 +120,7 @@ class MultipleChoice(TaskKind):
         }
 
     def train_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
-        labels = table.column("label").to_pylist()
-        if min(labels, default=0) < 0:
-            raise ValueError("training rows include unlabelled ones (label -1)")
+        labels = self.gold_labels(table)
         return encode_choices(table, tokenizer, settings.max_seq_len) | {"labels": labels}
 
     def eval_features(self, table: pa.Table, tokenizer: Any, settings: Any) -> dict[str, list]:
@@ -146,10 +136,6 @@ class MultipleChoice(TaskKind):
         choice = np.where(padding, -np.inf, logits).argmax(-1)
         return dict(zip(row_ids(table), choice.tolist(), strict=True))
 
-    def score(self, table: pa.Table, predicted: Mapping[str, Any]) -> dict[str, float]:
-        choices = [predicted[i] for i in row_ids(table)]
-        return {"accuracy": accuracy(choices, table.column("label").to_pylist())}
-
     def baseline(self, labels: Sequence[str], train: pa.Table, dev: pa.Table) -> dict[str, Any]:
         position, scores = majority_label(train, dev)
         return {
@@ -159,27 +145,3 @@ class MultipleChoice(TaskKind):
             "class": position,
             "scores": scores,
         }
-
-    def teacher_rows(self, outputs: Any, lengths: Sequence[int]) -> list[Any]:
-        return list(outputs.logits.float().cpu().numpy())
-
-    def logits_columns(self, rows: Sequence[Any]) -> dict[str, list]:
-        return {"logits": [r.tolist() for r in rows]}
-
-    def distillation_loss(
-        self,
-        outputs: Any,
-        teacher: Mapping[str, Tensor],
-        labels: Mapping[str, Tensor],
-        attention_mask: Tensor,
-        temperature: float,
-        hard_weight: float,
-    ) -> Tensor:
-        import torch.nn.functional as F
-
-        from wwmdistill.distill.losses import soft_cross_entropy
-
-        loss = soft_cross_entropy(outputs.logits, teacher["teacher_logits"], temperature)
-        if hard_weight > 0:
-            loss = loss + hard_weight * F.cross_entropy(outputs.logits, labels["labels"])
-        return loss
