@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test test-faults test-slurm lint dryrun clean
+.PHONY: run test test-faults test-slurm lint dryrun schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: $(STAMP)
 
 dryrun: $(STAMP)
 	$(BIN)/snakemake -n --cores $(CORES)
+
+# The config schema is generated from the settings models (src/wwmdistill/settings/).
+schema: $(STAMP)
+	$(BIN)/python -m wwmdistill.settings > schemas/config.schema.yaml
 
 clean:
 	rm -rf results .snakemake

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from wwmdistill.config_check import check_top_k, normalise_paths, reject_float_integers
+from wwmdistill.config_check import check_top_k, normalise_paths
+from wwmdistill.settings import check_config
 
 min_version("9.0")
 
@@ -16,8 +17,10 @@ configfile: "config.yaml"
 # The config as written: a finetune key ranks above a task's CLUE recipe only where it is written
 # (rules/common.smk registry_task_blocks), which the schema's filled-in defaults would hide.
 USER_CONFIG = copy.deepcopy(config)
+# The settings models validate (one error format, naming each key); the schema generated from
+# them fills the defaults, which the rules pass on as params.
+check_config(config)
 validate(config, "schemas/config.schema.yaml")
-reject_float_integers(config, Path(workflow.basedir) / "schemas/config.schema.yaml")
 normalise_paths(config)
 check_top_k(config, Path("results/tokenizer"))
 

@@ -32,8 +32,8 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
+from wwmdistill.artifacts.masked import MASKED_SCHEMA
 from wwmdistill.logits import LogitsSettings, MaskedHeadTeacher, cache_logits
-from wwmdistill.masking import MASKED_SCHEMA
 from wwmdistill.tokenizer import (
     TokenizerSettings,
     load_tokenizer,

@@ -98,11 +98,21 @@ def content_of(paths):
     return CONTENT.of(paths) if paths else None
 
 
-def corpus_inputs(downloaded):
-    """Download manifests (downloaded True) or the local and package files of the sources."""
+def corpus_source_inputs(wildcards):
+    """Each source's inputs under its own name (source_<name>), so the job reads them rather than
+    looking for the files again: a download manifest, or local and package files (external)."""
+    named = {}
+    for name, spec in sorted(config["sources"].items()):
+        paths = source_inputs(name, spec, data_root=DATA_ROOT, download_dir=DOWNLOAD_DIR)
+        named[f"source_{name}"] = paths if spec["type"] in ("url", "hf") else external(paths)
+    return named
+
+
+def corpus_files():
+    """The local and package files of the sources, whose content digest is a param."""
     paths = []
     for name, spec in sorted(config["sources"].items()):
-        if (spec["type"] in ("url", "hf")) == downloaded:
+        if spec["type"] not in ("url", "hf"):
             paths += source_inputs(name, spec, data_root=DATA_ROOT, download_dir=DOWNLOAD_DIR)
     return paths
 

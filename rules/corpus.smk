@@ -22,17 +22,15 @@ rule download:
 
 rule corpus:
     input:
-        downloads=lambda wildcards: corpus_inputs(downloaded=True),
-        files=lambda wildcards: external(corpus_inputs(downloaded=False)),
+        unpack(corpus_source_inputs),
     output:
         shards=shard_paths("corpus"),
         stats="results/corpus/stats.json",
     params:
-        content=lambda wildcards: content_of(corpus_inputs(downloaded=False)),
+        content=lambda wildcards: content_of(corpus_files()),
         sources=block("sources"),
         corpus=block("corpus"),
         data_root=corpus_data_root(),
-        download_dir=str(DOWNLOAD_DIR),
     log:
         "results/logs/corpus.log",
     benchmark:

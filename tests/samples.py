@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
-from wwmdistill.corpus import CORPUS_SCHEMA
+from wwmdistill.artifacts.corpus import CORPUS_SCHEMA
 
 CLUE_CORPUS = (
     Path(__file__).resolve().parents[2] / "shared/data/corpus/CLUECorpusSmall_bert_sampled.txt"

@@ -156,7 +156,7 @@ def test_settings_defaults_and_errors_name_the_key(tmp_path) -> None:
     assert AugmentSettings.from_config(None, "augment") == AugmentSettings()
     defaults = AugmentSettings()
     assert (defaults.n, defaults.p, defaults.m, defaults.batch_size) == (None, 0.4, 15, 64)
-    assert (defaults.max_seq_len, defaults.max_word_chars, defaults.slices) == (128, 4, 1)
+    assert (defaults.max_seq_len, defaults.max_word_chars, defaults.slices) == (128, 4, 2)
     assert [default_n(r) for r in (100, 49_999, 50_000, 299_999, 300_000)] == [30, 30, 20, 20, 10]
     bad = {
         "tasks.afqmc.augment: unknown key\\(s\\) \\['q'\\]": {"q": 1},

@@ -1,4 +1,4 @@
-"""Config checks at DAG build: floats for integers, logits.top_k against the vocabulary."""
+"""Config checks at DAG build beyond the settings models: logits.top_k, paths."""
 
 from __future__ import annotations
 
@@ -6,29 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_workflow import REPO, tiny_config
 
-from wwmdistill.config_check import (
-    ConfigError,
-    check_top_k,
-    normalise_paths,
-    reject_float_integers,
-)
-
-SCHEMA = REPO / "schemas/config.schema.yaml"
-
-
-def test_a_float_where_an_integer_belongs_names_the_key(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path)
-    reject_float_integers(config, SCHEMA)
-    config["corpus"]["shards"] = 2.0
-    config["students"]["tiny"]["training"]["max_steps"] = 20.0
-    with pytest.raises(ConfigError) as error:
-        reject_float_integers(config, SCHEMA)
-    assert str(error.value) == (
-        "config corpus.shards: 2.0 is not an integer; "
-        "config students.tiny.training.max_steps: 20.0 is not an integer"
-    )
+from wwmdistill.config_check import ConfigError, check_top_k, normalise_paths
 
 
 def test_top_k_is_checked_against_the_tokenizers_on_disk(tmp_path: Path) -> None:

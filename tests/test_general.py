@@ -20,9 +20,10 @@ from safetensors import safe_open
 from samples import emptied
 from transformers import AutoModelForMaskedLM, BertForMaskedLM
 
+from wwmdistill.artifacts.logit_cache import StaleCacheError
 from wwmdistill.distill.general import run_general_distillation
 from wwmdistill.distill.student import StudentSettings
-from wwmdistill.logits import LogitsSettings, StaleCacheError, cache_logits
+from wwmdistill.logits import LogitsSettings, cache_logits
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
 from wwmdistill.tokenizer import TOKENIZER_FILES
 from wwmdistill.training import NoRowsError

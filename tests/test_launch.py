@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from wwmdistill.launch import process_count, run_training
+from wwmdistill import teacher
+from wwmdistill.launch import entry_module, process_count, run_training
 
 
 def test_without_gpus_the_configured_cpu_processes_run() -> None:
@@ -35,12 +36,10 @@ def test_a_job_that_sees_fewer_gpus_than_it_asked_for_stops_naming_the_key() -> 
 
 def test_several_nodes_outside_a_slurm_job_stop_naming_the_key(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    ran = []
     need_slurm = r"config teacher\.training\.nodes: 2 nodes need a Slurm job"
     with pytest.raises(RuntimeError, match=need_slurm):
         run_training(
-            "wwmdistill.teacher",
-            ran.append,
+            teacher.run_from_arguments,  # run here, its empty arguments would raise KeyError
             {},
             gpus=0,
             processes=1,
@@ -49,4 +48,9 @@ def test_several_nodes_outside_a_slurm_job_stop_naming_the_key(monkeypatch, tmp_
             arguments_file=tmp_path / "args.json",
             where="teacher.training",
         )
-    assert ran == []
+
+
+def test_the_ranks_start_the_module_of_the_function_they_run() -> None:
+    assert entry_module(teacher.run_from_arguments) == "wwmdistill.teacher"
+    with pytest.raises(ValueError, match="not a library module's run_from_arguments"):
+        entry_module(teacher.build_teacher)

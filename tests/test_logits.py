@@ -22,8 +22,9 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
-from wwmdistill.logits import LogitsSettings, StaleCacheError, cache_logits, open_logits
-from wwmdistill.masking import MASKED_SCHEMA
+from wwmdistill.artifacts.logit_cache import StaleCacheError, open_logits
+from wwmdistill.artifacts.masked import MASKED_SCHEMA
+from wwmdistill.logits import LogitsSettings, cache_logits
 from wwmdistill.models import ModelMismatchError, model_fingerprint
 
 TOP_K = 16
@@ -133,8 +134,8 @@ def test_settings_reject_bad_values() -> None:
         LogitsSettings.from_config({"topk": 64})
     with pytest.raises(ValueError, match="logits.precision"):
         LogitsSettings.from_config({"precision": "int8"})
-    with pytest.raises(ValueError, match="logits.top_k"):
-        LogitsSettings(top_k=0)
+    with pytest.raises(ValueError, match="config logits.top_k: input should be greater"):
+        LogitsSettings.from_config({"top_k": 0})
 
 
 def _save_teacher(path: Path, vocab_size: int, with_tokenizer_from: Path | None = None) -> Path:

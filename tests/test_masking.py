@@ -12,7 +12,6 @@ import logging
 import random
 from bisect import bisect_right
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,13 @@ import pytest
 from samples import clue_docs
 
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError, open_shard
+from wwmdistill.artifacts.segmented import SEGMENTED_SCHEMA
 from wwmdistill.masking import (
     SENTENCE_END_CHARS,
     MaskingSettings,
     greedy_select,
     mask_shard,
 )
-from wwmdistill.segment import SEGMENTED_SCHEMA
 from wwmdistill.tokenizer import TokenizerSettings, load_tokenizer, train_wordpiece
 
 CLOSERS = SENTENCE_END_CHARS + "”’」』）)》】"
@@ -350,4 +349,4 @@ def test_bad_input_is_reported(zh: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown key"):
         MaskingSettings.from_config({"max_len": 5})
     with pytest.raises(ValueError, match="mask_token_prob"):
-        replace(MaskingSettings(), mask_token_prob=0.95, random_token_prob=0.1)
+        MaskingSettings(mask_token_prob=0.95, random_token_prob=0.1)

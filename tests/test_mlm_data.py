@@ -13,7 +13,8 @@ from datasets.distributed import split_dataset_by_node
 from transformers.modeling_outputs import MaskedLMOutput
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
-from wwmdistill.logits import LogitsSettings, StaleCacheError, cache_logits
+from wwmdistill.artifacts.logit_cache import StaleCacheError
+from wwmdistill.logits import LogitsSettings, cache_logits
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import load_masked_lm
 

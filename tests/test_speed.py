@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModel, BertConfig, BertModel
 
 from wwmdistill.arrow_io import ArtifactError
-from wwmdistill.distill.student import count_parameters
+from wwmdistill.models import count_parameters
 from wwmdistill.speed import (
     bench_model,
     first_plain_id,

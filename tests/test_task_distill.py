@@ -242,7 +242,6 @@ def test_stage2_runs_under_torchrun_in_two_processes(setup, tmp_path) -> None:
         | {key: str(out / key) for key in ("out", "predictions", "checkpoints")},
     }
     run_training(
-        "wwmdistill.distill.task",
         run_from_arguments,
         arguments,
         gpus=0,

@@ -3,6 +3,7 @@ teachers and the checks that refuse a teacher that does not fit the data."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 from wwmdistill.launch import run_training
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
 from wwmdistill.models import ModelMismatchError, check_vocab, load_masked_lm
+from wwmdistill.progress import console
 from wwmdistill.teacher import (
     TeacherSettings,
     build_teacher,
@@ -44,10 +46,16 @@ def _block(**training) -> dict:
     return {"scratch": TINY, "training": {**base, **training}}
 
 
+def _shards(tiny_masked) -> tuple[list[Path], Path]:
+    """The training shards and the held-out one, as the workflow splits them."""
+    train, heldout = tiny_masked.masked_paths
+    return [train], heldout
+
+
 def _build(tiny_masked, root: Path, **training) -> dict:
     return build_teacher(
         TeacherSettings.from_config(_block(**training)),
-        tiny_masked.masked_paths,
+        *_shards(tiny_masked),
         tiny_masked.tokenizer_dir,
         root / "model",
         root / "checkpoints",
@@ -114,28 +122,35 @@ def test_two_processes_train_the_teacher_as_one(tiny_masked, trained, tmp_path) 
 
     Both runs see the same examples at each step; dropout differs per rank, so the losses agree
     to about 1%. The loss of a rank is its masked positions' sum over all ranks' count times the
-    rank count: a run that left out that count would log half the loss.
+    rank count: a run that left out that count would log half the loss. Rank 0 alone beats,
+    through the launcher, on the console of the job (here a buffer, a line every step).
     """
     info, _ = trained
     arguments = {
         "settings": _block(batch_size=8),
-        "masked_paths": [str(p) for p in tiny_masked.masked_paths],
+        "masked_paths": [str(tiny_masked.masked_paths[0])],
+        "heldout_masked": str(tiny_masked.masked_paths[1]),
         "tokenizer_dir": str(tiny_masked.tokenizer_dir),
         "out_dir": str(tmp_path / "model"),
         "checkpoint_dir": str(tmp_path / "checkpoints"),
         "seed": 0,
     }
-    run_training(
-        "wwmdistill.teacher",
-        run_from_arguments,
-        arguments,
-        gpus=0,
-        processes=2,
-        nodes=1,
-        threads=1,
-        arguments_file=tmp_path / "args.json",
-        where="teacher.training",
-    )
+    terminal = io.StringIO()
+    with console(terminal, "teacher", 0):
+        run_training(
+            run_from_arguments,
+            arguments,
+            gpus=0,
+            processes=2,
+            nodes=1,
+            threads=1,
+            arguments_file=tmp_path / "args.json",
+            where="teacher.training",
+        )
+    steps = [line for line in terminal.getvalue().splitlines() if " step " in line]
+    done = [int(line.split()[2].split("/")[0]) for line in steps]
+    assert steps[-1].startswith(f"[teacher] step {STEPS}/{STEPS} (100%), ")
+    assert done == sorted(set(done)), "one line per step: rank 0 only"
     two = json.loads((tmp_path / "model" / "teacher.json").read_text())
     assert info["processes"] == 1 and two["processes"] == 2
     assert two["steps"] == info["steps"] == STEPS
@@ -172,14 +187,15 @@ from pathlib import Path
 from wwmdistill.teacher import TeacherSettings, build_teacher
 import json
 import math
-block, masked, tokenizer, root = json.loads(sys.argv[1])
-build_teacher(TeacherSettings.from_config(block), [Path(p) for p in masked], Path(tokenizer),
-              Path(root) / "model", Path(root) / "checkpoints", seed=0)
+block, masked, heldout, tokenizer, root = json.loads(sys.argv[1])
+build_teacher(TeacherSettings.from_config(block), [Path(p) for p in masked], Path(heldout),
+              Path(tokenizer), Path(root) / "model", Path(root) / "checkpoints", seed=0)
 """
 
 
 def test_sigkilled_run_resumes_exactly(tiny_masked, trained, tmp_path) -> None:
-    args = [_block(), [str(p) for p in tiny_masked.masked_paths], str(tiny_masked.tokenizer_dir)]
+    train, heldout = _shards(tiny_masked)
+    args = [_block(), [str(p) for p in train], str(heldout), str(tiny_masked.tokenizer_dir)]
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, json.dumps([*args, str(tmp_path)])],
         stdout=subprocess.DEVNULL,
@@ -206,7 +222,7 @@ def test_local_pretrained_teacher_with_adaptation(tiny_masked, tiny_teacher, tmp
     block = {"source": str(tiny_teacher), "adapt_steps": 4, **_block(save_steps=2)}
     info = build_teacher(
         TeacherSettings.from_config(block),
-        tiny_masked.masked_paths,
+        *_shards(tiny_masked),
         tiny_masked.tokenizer_dir,
         tmp_path / "model",
         tmp_path / "checkpoints",
@@ -242,7 +258,7 @@ def _config(vocab_size: int) -> BertConfig:
 def _build_from(source: Path, tiny_masked, tmp_path: Path) -> dict:
     return build_teacher(
         TeacherSettings.from_config({"source": str(source)}),
-        tiny_masked.masked_paths,
+        *_shards(tiny_masked),
         tiny_masked.tokenizer_dir,
         tmp_path / "out",
         tmp_path / "checkpoints",
@@ -298,7 +314,8 @@ def test_no_rows_to_train_or_evaluate_on_stop_the_teacher(tiny_masked, tmp_path)
         ):
             build_teacher(
                 TeacherSettings.from_config(_block()),
-                shards,
+                shards[:1],
+                shards[1],
                 tiny_masked.tokenizer_dir,
                 tmp_path / "model",
                 tmp_path / "checkpoints",

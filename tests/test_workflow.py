@@ -561,7 +561,9 @@ def test_float_shards_and_a_top_k_over_the_vocabulary_stop_the_dry_run(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", check=False)
     assert result.returncode != 0
-    assert "config corpus.shards: 2.0 is not an integer" in result.stdout + result.stderr
+    assert "config corpus.shards: input should be a valid integer, got 2.0" in (
+        result.stdout + result.stderr
+    )
 
     # The tokenizer on disk (a trained vocabulary keeps every character of its alphabet, so it
     # can outgrow vocab_size: the built one is what counts): stopped before any job runs.

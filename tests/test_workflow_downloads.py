@@ -65,10 +65,11 @@ def test_archive_past_the_configured_limit_fails_the_job(tmp_path: Path) -> None
     assert not (workdir / MANIFEST).exists()
     [extracted] = (workdir / "results/download/web").glob("*/extracted")
     assert list(extracted.iterdir()) == []
-    # The schema refuses a limit that is no limit before any job starts.
+    # The settings refuse a limit that is no limit before any job starts.
     url_workdir(tmp_path, f"{server.base}/corpus.zip", max_extract_bytes=0)
     dry = snakemake(workdir, "--dry-run", MANIFEST, check=False)
-    assert dry.returncode != 0 and "0 is less than the minimum of 1" in dry.stdout + dry.stderr
+    refused = "config sources.web.max_extract_bytes: input should be greater than or equal to 1"
+    assert dry.returncode != 0 and refused in dry.stdout + dry.stderr
 
 
 def test_response_without_length_or_sha256_is_recorded_unverified(tmp_path: Path) -> None:

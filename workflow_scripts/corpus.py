@@ -4,7 +4,7 @@ from pathlib import Path
 
 from wwmdistill.arrow_io import fingerprint
 from wwmdistill.corpus import CorpusSettings, CorpusSource, build_corpus
-from wwmdistill.download import source_files
+from wwmdistill.download import input_files
 from wwmdistill.job import job
 
 with job(snakemake.log[0], snakemake.threads):
@@ -12,11 +12,12 @@ with job(snakemake.log[0], snakemake.threads):
     sources = [
         CorpusSource(
             name,
-            source_files(
+            input_files(
                 name,
                 spec,
+                getattr(snakemake.input, f"source_{name}"),
+                # Only labels local files: they were found at DAG build (rules/common.smk).
                 data_root=Path(params.data_root) if params.data_root else None,
-                download_dir=Path(params.download_dir),
             ),
             spec["max_docs"],
         )

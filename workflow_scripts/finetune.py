@@ -22,7 +22,6 @@ arguments = {
 
 with job(snakemake.log[0], snakemake.threads):
     launch_job(
-        "wwmdistill.finetune",
         run_from_arguments,
         arguments,
         snakemake,

@@ -24,7 +24,6 @@ arguments = {
 
 with job(snakemake.log[0], snakemake.threads):
     launch_job(
-        "wwmdistill.distill.general",
         run_from_arguments,
         arguments,
         snakemake,

@@ -15,4 +15,6 @@ with console_echo(), job(snakemake.log[0], snakemake.threads):
         Path(snakemake.output.task),
         seed=int(snakemake.params.seed),
         tokenizer_dir=Path(snakemake.input.tokenizer),
+        # The plan of the DAG build stands: the job reads the files it declared, or downloads.
+        found=[Path(path) for path in snakemake.input.files],
     )

@@ -30,7 +30,6 @@ arguments = {
 
 with job(snakemake.log[0], snakemake.threads):
     launch_job(
-        "wwmdistill.distill.task",
         run_from_arguments,
         arguments,
         snakemake,

@@ -8,10 +8,11 @@ from wwmdistill.job import job
 from wwmdistill.launch import launch_job
 from wwmdistill.teacher import run_from_arguments
 
+heldout = list(snakemake.input.heldout)
 arguments = {
     "settings": dict(snakemake.params.teacher),
-    # The held-out shard goes last: build_teacher evaluates on it and never trains on it.
-    "masked_paths": [str(path) for path in [*snakemake.input.masked, *snakemake.input.heldout]],
+    "masked_paths": [str(path) for path in snakemake.input.masked],
+    "heldout_masked": heldout[0] if heldout else None,
     "tokenizer_dir": str(snakemake.input.tokenizer),
     "out_dir": str(snakemake.output.model),
     "checkpoint_dir": str(snakemake.params.checkpoint_dir),
@@ -20,7 +21,6 @@ arguments = {
 
 with job(snakemake.log[0], snakemake.threads):
     launch_job(
-        "wwmdistill.teacher",
         run_from_arguments,
         arguments,
         snakemake,

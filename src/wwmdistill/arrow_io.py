@@ -6,6 +6,8 @@ version or another producer, and a truncated or corrupted file is reported with 
 Each record batch carries a CRC32 of its contents: zstd frames as Arrow writes them hold no
 checksum, so without it a flipped byte could decode into different rows without an error. A batch
 without one is damaged too: this code writes none, so no damage can switch the check off.
+This layer knows no format: each artifact's columns and keys are its module's in
+`wwmdistill.artifacts`.
 """
 
 from __future__ import annotations

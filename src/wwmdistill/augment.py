@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,19 +30,27 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-from tqdm import tqdm
 
-from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError, fingerprint, open_shard
+from wwmdistill.arrow_io import ArtifactError, fingerprint
+from wwmdistill.artifacts.augmented import (
+    augmented_schema,
+    merged_writer,
+    open_slices,
+    slice_stats,
+    slice_writer,
+)
+from wwmdistill.artifacts.task_data import open_task_split, split_meta
 from wwmdistill.kinds import TaskKind, kind_of
-from wwmdistill.logits import mlm_head
 from wwmdistill.models import (
     ModelMismatchError,
     load_masked_lm,
+    mlm_head,
     model_fingerprint,
     require_model_dir,
 )
+from wwmdistill.progress import tqdm
 from wwmdistill.segment import Segmenter
-from wwmdistill.settings import known_keys
+from wwmdistill.settings import AugmentSettings
 from wwmdistill.tokenizer import load_tokenizer, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -69,61 +77,6 @@ _ADDITIVE_STATS = (
     "teacher_batches",
     "seconds",
 )
-# Meta keys every slice of one merge must share, checked one by one so a refusal says which.
-_SAME_KEYS = (
-    "task",
-    "kind",
-    "source_fingerprint",
-    "settings",
-    "teacher_fingerprint",
-    "segmenter",
-    "seed",
-    "num_slices",
-    "augment_fingerprint",
-)
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """How to augment a train split; TinyBERT's p=0.4 and M=15 by default.
-
-    `n` None picks TinyBERT's count by the size of the train split (`default_n`). `stopwords`
-    None is the built-in list; `slices` is how many jobs split a train split (read by the
-    workflow; the rows do not depend on it).
-    """
-
-    n: int | None = None
-    p: float = 0.4
-    m: int = 15
-    batch_size: int = 64
-    max_seq_len: int = 128
-    stopwords: str | None = None
-    synonyms: str | None = None
-    max_word_chars: int = 4
-    slices: int = 1
-
-    @classmethod
-    def from_config(cls, block: Mapping[str, Any] | None, where: str) -> AugmentSettings:
-        settings = cls(**known_keys(cls, dict(block or {}), where))
-        settings.check(where)
-        return settings
-
-    def check(self, where: str = "augment") -> None:
-        """Raise a ValueError naming the first bad key."""
-        if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
-            raise ValueError(f"config {where}.n: {self.n!r} is not a positive integer or null")
-        if not isinstance(self.p, int | float) or not 0 < self.p <= 1:
-            raise ValueError(f"config {where}.p: {self.p!r} is not in (0, 1]")
-        for key in ("m", "batch_size", "max_word_chars", "slices"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"config {where}.{key}: {value!r} is not a positive integer")
-        if not isinstance(self.max_seq_len, int) or self.max_seq_len < 3:
-            raise ValueError(f"config {where}.max_seq_len: {self.max_seq_len!r} is below 3")
-        for key in ("stopwords", "synonyms"):
-            path = getattr(self, key)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"config {where}.{key}: {path} is not a file")
 
 
 def default_n(train_rows: int) -> int:
@@ -289,7 +242,6 @@ class Augmenter:
         device: str | torch.device | None = None,
     ) -> None:
         teacher_dir = Path(teacher_dir)
-        settings.check()
         self.settings = settings
         self.segmenter = segmenter
         self.stopwords = load_stopwords(settings.stopwords)
@@ -608,12 +560,6 @@ def slice_rows(num_rows: int, group: int, slice_index: int, num_slices: int) -> 
     return min(first * group, num_rows), min(last * group, num_rows)
 
 
-def augmented_schema(task_schema: pa.Schema) -> pa.Schema:
-    """The task split's columns plus `origin` (row in train) and `augmented` (False: original)."""
-    schema = task_schema.remove_metadata()
-    return schema.append(pa.field("origin", pa.int64())).append(pa.field("augmented", pa.bool_()))
-
-
 def _changed_chars(plan: TextPlan, choices: Sequence[int]) -> int:
     """Characters that differ from the original inside replaced slots (position by position;
     a synonym of another length counts its extra or missing characters too)."""
@@ -686,7 +632,7 @@ def _log_examples(examples: list[AugmentedExample]) -> None:
 
 def _settings_fingerprint(settings: AugmentSettings) -> dict[str, Any]:
     """What decides the rows: the settings less `slices`, and the word lists' contents."""
-    raw = asdict(settings)
+    raw = settings.as_dict()
     raw.pop("slices")
     raw["stopwords_sha256"] = _file_sha256(settings.stopwords)
     raw["synonyms_sha256"] = _file_sha256(settings.synonyms)
@@ -709,9 +655,10 @@ def augment_split(
     The slice is rows `slice_rows(train rows, settings.batch_size, slice_index, num_slices)`.
     """
     started = time.perf_counter()
-    source = open_shard(train_path, stage="task")
+    source = open_task_split(train_path)
+    info = split_meta(source)
     try:
-        kind = kind_of(source.meta.get("kind"), str(train_path))
+        kind = kind_of(info.kind, str(train_path))
     except ValueError as error:
         raise ArtifactError(str(error)) from None
     table = source.read_all()
@@ -722,7 +669,7 @@ def augment_split(
     rows = _Rows(schema, kind)
     parts: list[pa.Table] = []
     shown: list[AugmentedExample] = []
-    desc = f"augment {source.meta.get('task')} {slice_index + 1}/{num_slices}"
+    desc = f"augment {info.task} {slice_index + 1}/{num_slices}"
     with tqdm(total=end - start, desc=desc, unit="example") as bar:
         for example in iter_augmented(
             table, kind, augmenter, n=n, seed=seed, start=start, end=end, progress=bar
@@ -747,28 +694,25 @@ def augment_split(
         augmenter.identity,
         seed,
     )
-    meta = {
-        "task": source.meta.get("task"),
-        "kind": kind.name,
-        "split": "train",
-        "labels": source.meta.get("labels", []),
-        "pair": source.meta.get("pair", False),
-        "source_fingerprint": source.fingerprint,
-        "settings": asdict(settings),
-        "teacher_fingerprint": augmenter.teacher_fingerprint,
-        "teacher": augmenter.identity,
-        "segmenter": augmenter.identity["segmenter"],
-        "seed": seed,
-        "augment_fingerprint": base_fp,
-        "slice_index": slice_index,
-        "num_slices": num_slices,
-        "rows": [start, end],
-        "train_rows": table.num_rows,
-        "stats": stats,
-    }
-    slice_fp = fingerprint(base_fp, slice_index, num_slices)
-    with ArrowShardWriter(
-        out_path, schema, stage="augment", fingerprint=slice_fp, meta=meta
+    with slice_writer(
+        out_path,
+        schema,
+        task=info.task,
+        kind=kind.name,
+        labels=info.labels,
+        pair=info.pair,
+        source_fingerprint=source.fingerprint,
+        settings=settings.as_dict(),
+        teacher_fingerprint=augmenter.teacher_fingerprint,
+        teacher=augmenter.identity,
+        segmenter=augmenter.identity["segmenter"],
+        seed=seed,
+        augment_fingerprint=base_fp,
+        slice_index=slice_index,
+        num_slices=num_slices,
+        rows=(start, end),
+        train_rows=table.num_rows,
+        stats=stats,
     ) as writer:
         for part in parts:
             writer.write(part)
@@ -792,66 +736,20 @@ def augment_split(
     return stats
 
 
-def _check_slices(shards: list) -> list:
-    """The slices ordered by index, refused unless they are all of one run and all present."""
-    first = shards[0]
-    for shard in shards:
-        if "slice_index" not in shard.meta:
-            raise ArtifactError(f"{shard.path}: not an augmentation slice (already merged?)")
-        for key in _SAME_KEYS:
-            if shard.meta.get(key) != first.meta.get(key):
-                raise ArtifactError(
-                    f"{shard.path}: its {key} differs from {first.path}'s; every slice must come "
-                    "from one task, settings, teacher, segmenter and seed"
-                )
-    expected = first.meta["num_slices"]
-    by_index: dict[int, Any] = {}
-    for shard in shards:
-        index = shard.meta["slice_index"]
-        if index in by_index:
-            raise ArtifactError(f"{shard.path}: slice {index} is also {by_index[index].path}")
-        by_index[index] = shard
-    missing = sorted(set(range(expected)) - set(by_index))
-    if missing:
-        raise ArtifactError(
-            f"{first.path}: {expected} slices were made but slice(s) {missing} are not given"
-        )
-    ordered = [by_index[i] for i in range(expected)]
-    cursor = 0
-    for shard in ordered:
-        start, end = shard.meta["rows"]
-        if start != cursor:
-            raise ArtifactError(f"{shard.path}: starts at row {start}, expected {cursor}")
-        cursor = end
-    if cursor != first.meta["train_rows"]:
-        raise ArtifactError(
-            f"{ordered[-1].path}: ends at row {cursor} of {first.meta['train_rows']}"
-        )
-    return ordered
-
-
 def merge_augmented(slice_paths: Sequence[str | Path], out_path: str | Path) -> dict[str, Any]:
     """Merge every slice of one augmentation into one file, rows grouped by origin in train
     order; returns the summed stats."""
     if not slice_paths:
         raise ValueError("merge_augmented: no slices given")
-    shards = _check_slices([open_shard(p, stage="augment") for p in slice_paths])
+    shards = open_slices(slice_paths)
     first = shards[0]
     counts = dict.fromkeys(_ADDITIVE_STATS, 0)
     for shard in shards:
         for key in _ADDITIVE_STATS:
-            counts[key] += shard.meta["stats"][key]
-    stats = _finish_stats(counts, first.meta["stats"]["n"])
-    meta = {k: v for k, v in first.meta.items() if k not in ("slice_index", "rows", "stats")}
-    meta.update(rows=[0, first.meta["train_rows"]], stats=stats)
+            counts[key] += slice_stats(shard)[key]
+    stats = _finish_stats(counts, slice_stats(first)["n"])
     last_origin = -1
-    with ArrowShardWriter(
-        out_path,
-        first.schema.remove_metadata(),
-        stage="augment",
-        fingerprint=first.meta["augment_fingerprint"],
-        meta=meta,
-    ) as writer:
+    with merged_writer(out_path, first, stats) as writer:
         for shard in shards:
             for batch in shard.iter_batches():
                 origins = batch.column("origin").to_numpy()

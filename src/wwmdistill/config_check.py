@@ -1,9 +1,8 @@
-"""Config checks at DAG build that the schema cannot express, each naming the key.
+"""Config checks at DAG build that need more than the config, each naming the key.
 
-JSON Schema counts 2.0 as an integer, so `corpus.shards: 2.0` passes `validate` and then fails
-deep in a rule (`range(2.0)`); validating once more with an integer type that excludes floats
-names the key instead. `logits.top_k` is checked against the vocabulary before any job runs, and
-settings that name paths are normalised so that spelling a path differently reruns nothing.
+The config itself is validated by the settings models (wwmdistill.settings.check_config).
+`logits.top_k` is checked here against the vocabulary before any job runs, and settings that
+name paths are normalised so that spelling a path differently reruns nothing.
 """
 
 from __future__ import annotations
@@ -13,35 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonschema import Draft202012Validator, validators
+from wwmdistill.settings import ConfigError
 
-
-def _strict_integer(checker: Any, instance: Any) -> bool:
-    return isinstance(instance, int) and not isinstance(instance, bool)
-
-
-_StrictValidator = validators.extend(
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
-)
-
-
-class ConfigError(ValueError):
-    """A config value of the wrong type, named by its key path."""
-
-
-def reject_float_integers(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Raise ConfigError naming every key whose schema wants an integer and that holds a float."""
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
-    problems = [
-        f"config {'.'.join(str(part) for part in error.absolute_path)}: {error.instance!r} is "
-        "not an integer"
-        for error in _StrictValidator(schema).iter_errors(config)
-        if isinstance(error.instance, float) and error.validator in ("type", "anyOf", "oneOf")
-    ]
-    if problems:
-        raise ConfigError("; ".join(sorted(problems)))
+__all__ = ["ConfigError", "check_top_k", "normalise_paths", "vocabulary_size"]
 
 
 def vocabulary_size(tokenizer_dir: Path) -> int | None:

@@ -23,22 +23,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
-from tqdm import tqdm
 
-from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, write_json, writing
+from wwmdistill.arrow_io import fingerprint, write_json, writing
+from wwmdistill.artifacts.corpus import CORPUS_SCHEMA, corpus_writer
 from wwmdistill.download import SourceFile
+from wwmdistill.progress import tqdm
 from wwmdistill.readers import RawDocument, read_documents
-from wwmdistill.settings import known_keys
+from wwmdistill.settings import CorpusSettings
 
 log = logging.getLogger(__name__)
-
-CORPUS_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("text", pa.string()),
-        ("gold_word_ends", pa.list_(pa.int32())),
-    ]
-)
 
 # Full-width ASCII (U+FF01..U+FF5E) maps onto ASCII by a fixed offset; U+3000 is the ideographic
 # space. Character-for-character, so gold word boundaries survive the mapping.
@@ -57,25 +50,6 @@ class CorpusSource:
 
 class EmptyCorpusError(ValueError):
     """Nothing, or too little to fill every shard, was left after filtering."""
-
-
-@dataclass(frozen=True)
-class CorpusSettings:
-    shards: int = 4
-    fullwidth_to_halfwidth: bool = True
-    drop_control: bool = True
-    collapse_whitespace: bool = True
-    to_simplified: bool = False
-    min_chars: int = 8
-    max_chars: int | None = None
-    split_chars: int = 512
-    dedup: bool = True
-    on_error: str = "raise"
-    batch_docs: int = 2048
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> CorpusSettings:
-        return cls(**known_keys(cls, block, "corpus"))
 
 
 def _simplifier(enabled: bool) -> Callable[[str], str] | None:
@@ -336,10 +310,9 @@ def _dedup_shard(
     seen: set[bytes] = set()
     documents = characters = 0
     fp = fingerprint("corpus", config_fingerprint, index)
-    meta = {"shard": index, "shards": settings.shards}
     with (
         pa.memory_map(str(spill)) as source,
-        ArrowShardWriter(out_path, CORPUS_SCHEMA, stage="corpus", fingerprint=fp, meta=meta) as out,
+        corpus_writer(out_path, fingerprint=fp, shard=index, shards=settings.shards) as out,
     ):
         for batch in ipc.open_stream(source):
             keep = []

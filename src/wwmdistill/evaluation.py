@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from wwmdistill.arrow_io import ArtifactError, write_json
-from wwmdistill.distill.student import count_parameters
 from wwmdistill.finetune import TaskData
 from wwmdistill.kinds import TaskKind
-from wwmdistill.models import require_model_dir
+from wwmdistill.models import count_parameters, require_model_dir
+from wwmdistill.settings import SpeedSettings
 from wwmdistill.speed import measure_speed, model_size_mb
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,7 @@ class EvalRow:
     predictions: Mapping[int, Path]
 
 
-@dataclass(frozen=True)
-class SpeedSettings:
-    repeats: int = 5
-    warmup: int = 2
+_DEFAULT_SPEED = SpeedSettings()  # frozen, so one instance serves every call
 
 
 def _scores(row: EvalRow, task: str) -> tuple[dict[str, dict[str, float]], list[Path], str]:
@@ -142,7 +139,7 @@ def build_eval(
     out_path: Path,
     *,
     config: Mapping[str, Any],
-    speed: SpeedSettings = SpeedSettings(),
+    speed: SpeedSettings = _DEFAULT_SPEED,
     bench: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Write results/eval/{task}.json: scores per seed, max and mean, size, speed, relative.

@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.arrow_io import atomic_dir, fingerprint, write_json
+from wwmdistill.artifacts.task_data import TaskSplitMeta, open_task_split, split_meta, split_path
 from wwmdistill.kinds import MODEL_INPUTS, TaskKind, kind_of
 from wwmdistill.models import model_fingerprint, require_model_dir, weight_files
-from wwmdistill.settings import known_keys
+from wwmdistill.progress import heartbeat_callback
+from wwmdistill.settings import FinetuneSettings
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
-    PRECISIONS,
     NoRowsError,
     TrainingSettings,
     finished_state,
@@ -33,52 +34,6 @@ from wwmdistill.training import (
 )
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """A task's fine-tuning recipe; CLUE's (lr 2e-5, batch 16, length 128, 3 epochs) by default."""
-
-    epochs: float = 3.0
-    max_steps: int | None = None
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    learning_rate: float = 2.0e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_seq_len: int = 128
-    evals_per_epoch: int = 1
-    logging_steps: int = 25
-    precision: str = "auto"
-    gpus: int = 0
-    processes: int = 1
-    nodes: int = 1
-    # Span QA only.
-    doc_stride: int = 128
-    max_query_len: int = 64
-    max_answer_len: int = 30
-    n_best: int = 20
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None, where: str) -> FinetuneSettings:
-        settings = cls(**known_keys(cls, block, where))
-        if settings.precision not in PRECISIONS:
-            raise ValueError(
-                f"config {where}.precision: {settings.precision!r} not in {PRECISIONS}"
-            )
-        positive = ("batch_size", "eval_batch_size", "max_seq_len", "evals_per_epoch")
-        positive += ("logging_steps", "processes", "doc_stride", "max_query_len")
-        positive += ("max_answer_len", "n_best", "nodes")
-        for name in positive:
-            if getattr(settings, name) < 1:
-                raise ValueError(f"config {where}.{name}: must be at least 1")
-        if settings.epochs <= 0 and settings.max_steps is None:
-            raise ValueError(f"config {where}.epochs: must be positive (or set max_steps)")
-        if settings.max_steps is not None and settings.max_steps < 1:
-            raise ValueError(f"config {where}.max_steps: must be at least 1")
-        if settings.gpus < 0:
-            raise ValueError(f"config {where}.gpus: must be 0 (CPU) or more")
-        return settings
-
 
 @dataclass(frozen=True)
 class TaskData:
@@ -92,31 +47,36 @@ class TaskData:
     fingerprints: dict[str, str]
 
 
+def _task_name(info: TaskSplitMeta, task_dir: Path) -> str:
+    return task_dir.name if info.task is None else info.task
+
+
 def load_task(task_dir: str | Path) -> TaskData:
     task_dir = Path(task_dir)
-    splits, labelled, fps, meta = {}, {}, {}, {}
+    splits, labelled, fps = {}, {}, {}
+    info: TaskSplitMeta | None = None
     for split in ("train", "dev", "test"):
-        path = task_dir / f"{split}.arrow"
+        path = split_path(task_dir, split)
         if not path.exists():
             continue
-        shard = open_shard(path, stage="task")
+        shard = open_task_split(path)
         splits[split] = shard.read_all()
-        labelled[split] = bool(shard.meta.get("labelled", True))
+        info = split_meta(shard)
+        labelled[split] = bool(info.labelled)
         fps[split] = shard.fingerprint
-        meta = shard.meta
     for needed in ("train", "dev"):
         if needed not in splits:
             raise FileNotFoundError(f"{task_dir}: no {needed}.arrow; a task needs train and dev")
         if splits[needed].num_rows == 0:
-            name = meta.get("task", task_dir.name)
+            name = _task_name(info, task_dir)
             raise NoRowsError(
                 f"{task_dir / needed}.arrow holds no rows: nothing to train or score on; "
                 f"check tasks.{name}.max_examples and tasks.{name}.splits"
             )
     return TaskData(
-        name=str(meta.get("task", task_dir.name)),
-        kind=kind_of(meta.get("kind"), str(task_dir)),
-        labels=list(meta.get("labels") or []),
+        name=str(_task_name(info, task_dir)),
+        kind=kind_of(info.kind, str(task_dir)),
+        labels=list(info.labels or []),
         splits=splits,
         labelled=labelled,
         fingerprints=fps,
@@ -247,7 +207,7 @@ def train_on_task(
         metric_for_best_model=metric,
         greater_is_better=True,
     )
-    run_fp = run_fingerprint(asdict(settings), run.inputs_fingerprint, run.seed)
+    run_fp = run_fingerprint(settings.as_dict(), run.inputs_fingerprint, run.seed)
     resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     trainer = _trainer_class(dev, run.trainer_base or Trainer)(
         model=run.model,
@@ -255,7 +215,7 @@ def train_on_task(
         train_dataset=run.train,
         eval_dataset=dev.dataset,
         data_collator=run.collator,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), heartbeat_callback()],
         **(run.trainer_kwargs or {}),
     )
     if state := finished_state(resume, max_steps):
@@ -279,7 +239,7 @@ def train_on_task(
         "base_model": str(run.base_dir),
         "base_fingerprint": model_fingerprint(run.base_dir),
         "seed": run.seed,
-        "settings": asdict(settings),
+        "settings": settings.as_dict(),
         "dev": dev_scores,
         "metric": metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,

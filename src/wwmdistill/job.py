@@ -9,18 +9,34 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from wwmdistill.progress import console
+
 # Libraries size their thread pools from these when first imported (rayon in ltp_extension and
 # tokenizers, OpenMP in torch), so they are set before any of them loads.
 _THREAD_VARIABLES = ("RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def log_label(log_path: str | os.PathLike[str]) -> str:
+    """What a job's heartbeat calls it: results/logs/general/s.log is general/s."""
+    parts = Path(log_path).with_suffix("").parts
+    if "logs" not in parts:
+        return parts[-1]
+    return "/".join(parts[len(parts) - parts[::-1].index("logs") :])
+
+
 @contextlib.contextmanager
-def job(log_path: str | os.PathLike[str], threads: int | None = None) -> Iterator[logging.Logger]:
+def job(
+    log_path: str | os.PathLike[str],
+    threads: int | None = None,
+    heartbeat_seconds: float | None = None,
+) -> Iterator[logging.Logger]:
     """Run a job's body with `threads` cores and its output in `log_path`.
 
     Python logging, tqdm bars and what native code prints (LTP's trainer reports from Rust)
     all land in the log: file descriptors 1 and 2 point at it for the duration. An exception
     is logged with its traceback before it propagates, so the log says why the job failed.
+    The stderr the job started with (Snakemake's console) hears the heartbeat of long loops,
+    at most every `heartbeat_seconds` (wwmdistill.progress).
     """
     if threads is not None:
         for name in _THREAD_VARIABLES:
@@ -42,13 +58,16 @@ def job(log_path: str | os.PathLike[str], threads: int | None = None) -> Iterato
         os.dup2(stream.fileno(), 2)
         old_streams = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = stream
+        terminal = open(saved[1], "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
         try:
-            yield logger
+            with console(terminal, log_label(log_path), heartbeat_seconds):
+                yield logger
         except BaseException:
             logger.exception("job failed")
             raise
         finally:
             stream.flush()
+            terminal.close()
             sys.stdout, sys.stderr = old_streams
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wwmdistill.progress import current_console
+
 
 def process_count(gpus: int, processes: int, where: str) -> int:
     """The ranks of a training job on one node: one per GPU it holds, else `processes` CPU ranks.
@@ -82,8 +84,15 @@ def torchrun_command(
     return [*step, *torchrun, *rendezvous, *entry]
 
 
+def entry_module(run: Callable[[dict[str, Any]], Any]) -> str:
+    """The module whose `python -m` entry (launch.main) calls `run`, as each rank starts it."""
+    module = getattr(run, "__module__", None)
+    if not module or module == "__main__" or getattr(run, "__name__", "") != "run_from_arguments":
+        raise ValueError(f"{run!r}: not a library module's run_from_arguments")
+    return module
+
+
 def run_training(
-    module: str,
     run: Callable[[dict[str, Any]], Any],
     arguments: dict[str, Any],
     *,
@@ -94,7 +103,7 @@ def run_training(
     arguments_file: Path,
     where: str,
 ) -> None:
-    """`run(arguments)` here, or `python -m module --config arguments_file` in every rank.
+    """`run(arguments)` here, or `python -m <run's module> --config arguments_file` in every rank.
 
     The ranks are one per GPU (gloo CPU ranks without GPUs) on each of `nodes` nodes. The
     arguments travel in a JSON file, never through a shell string.
@@ -103,16 +112,55 @@ def run_training(
     if nodes <= 1 and ranks_per_node <= 1:
         run(arguments)
         return
+    module = entry_module(run)
     arguments_file = Path(arguments_file)
     arguments_file.parent.mkdir(parents=True, exist_ok=True)
     arguments_file.write_text(json.dumps(arguments, indent=2), encoding="utf-8")
     command = torchrun_command(module, arguments_file, ranks_per_node, nodes, threads, gpus, where)
     logging.getLogger(__name__).info("launching %s", command)
-    subprocess.run(command, check=True)
+    run_relaying_heartbeat(command)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def run_relaying_heartbeat(command: list[str]) -> None:
+    """Run `command` (the ranks) with their output on our stderr, as an inherited one would be.
+
+    The ranks have no console of their own: they tag their heartbeat with this job's label, and
+    those lines go to this job's console too. Raises CalledProcessError if the command fails.
+    """
+    console = current_console()
+    tag = console.tag.encode()
+    # Outside a job the console is our stderr, which has the line already.
+    relay = console.stream is not sys.stderr
+    sys.stderr.flush()
+    with subprocess.Popen(
+        command,
+        env=os.environ | console.environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        try:
+            pending = b""
+            while chunk := process.stdout.read1(1 << 16):
+                _write_all(2, chunk)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines if relay else ():
+                    # After a tqdm bar's carriage returns, the heartbeat starts at its tag.
+                    if (start := line.find(tag)) >= 0:
+                        console.say(line[start:].decode(errors="replace"))
+        except BaseException:
+            process.kill()  # as subprocess.run does: no rank outlives a failed or stopped job
+            raise
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
 
 
 def launch_job(
-    module: str,
     run: Callable[[dict[str, Any]], Any],
     arguments: dict[str, Any],
     smk: Any,
@@ -122,7 +170,6 @@ def launch_job(
     """run_training for a Snakemake job: `settings` is the config block holding gpus, processes
     and nodes (`where` names it); the arguments file sits beside the rule's log."""
     run_training(
-        module,
         run,
         arguments,
         gpus=int(settings["gpus"]),

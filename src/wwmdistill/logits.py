@@ -1,10 +1,11 @@
-"""The teacher's logit cache: top-k logits at the masked positions of every masked shard row.
+"""Making the teacher's logit cache: top-k logits at the masked positions of every masked shard row.
 
 The encoder runs once per row; the MLM head runs only at the masked positions (about 15% of the
 tokens), which is all distillation reads. Per position the cache keeps the top-k logits (fp16)
 and their ids (uint16 when the vocab fits), optionally the full-vocab logsumexp (the exact tail
 mass at T=1) and the encoder's final hidden state there. Rows are computed in length-sorted
-batches (little padding) and written in the masked shard's row order, checked on opening.
+batches (little padding) and written in the masked shard's row order, checked on opening. The
+file format is `wwmdistill.artifacts.logit_cache`'s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from tqdm import tqdm
 from transformers import PretrainedConfig
 
-from wwmdistill.arrow_io import (
-    ArrowShard,
-    ArrowShardWriter,
-    ArtifactError,
-    fingerprint,
-    open_shard,
-)
-from wwmdistill.models import ModelMismatchError, load_masked_lm, model_fingerprint
-from wwmdistill.settings import known_keys
+from wwmdistill.arrow_io import ArrowShard, ArtifactError, fingerprint
+from wwmdistill.artifacts.logit_cache import logit_cache_writer, logits_schema
+from wwmdistill.artifacts.masked import open_masked, tokenizer_fingerprint_of
+from wwmdistill.models import ModelMismatchError, load_masked_lm, mlm_head, model_fingerprint
+from wwmdistill.progress import tqdm
+from wwmdistill.settings import LogitsSettings
 from wwmdistill.tokenizer import TOKENIZER_FILES, tokenizer_fingerprint
-from wwmdistill.training import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -45,41 +40,6 @@ CHUNK_BATCHES = 16
 _MASKED_COLUMNS = ("input_ids", "masked_positions")
 
 
-class StaleCacheError(ArtifactError):
-    """A logits shard was made from another masked shard or another teacher."""
-
-
-@dataclass(frozen=True)
-class LogitsSettings:
-    top_k: int = 128
-    logsumexp: bool = True
-    hidden: bool = True
-    batch_size: int = 64
-    precision: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ValueError(f"logits.top_k: {self.top_k} must be at least 1")
-        if self.batch_size < 1:
-            raise ValueError(f"logits.batch_size: {self.batch_size} must be at least 1")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"logits.precision: {self.precision!r} not one of {PRECISIONS}")
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> LogitsSettings:
-        return cls(**known_keys(cls, block, "logits"))
-
-
-def logits_schema(vocab_size: int, *, logsumexp: bool, hidden: bool) -> pa.Schema:
-    ids = pa.uint16() if vocab_size <= 65535 else pa.int32()
-    fields = [("topk_ids", pa.list_(ids)), ("topk_logits", pa.list_(pa.float16()))]
-    if logsumexp:
-        fields.append(("logsumexp", pa.list_(pa.float32())))
-    if hidden:
-        fields.append(("hidden", pa.list_(pa.float16())))
-    return pa.schema(fields)
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The encoder's autocast dtype; None runs it in float32."""
     if precision == "auto":
@@ -87,23 +47,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def mlm_head(model: torch.nn.Module) -> torch.nn.Module:
-    """The module that maps the base model's last hidden states to vocabulary logits.
-
-    Masked-LM models built as `base model -> head` (BERT's `cls`, RoBERTa's `lm_head`) have
-    exactly two children, the head being the one holding the output embeddings.
-    """
-    base, out = model.base_model, model.get_output_embeddings()
-    children = list(model.children())
-    heads = [c for c in children if c is not base and any(m is out for m in c.modules())]
-    if len(children) != 2 or len(heads) != 1:
-        raise ModelMismatchError(
-            f"{type(model).__name__}: not a base-model-plus-MLM-head layout; "
-            "the logit cache cannot apply its head at the masked positions only"
-        )
-    return heads[0]
 
 
 def check_teacher_fits(masked: ArrowShard, teacher_dir: Path, config: PretrainedConfig) -> None:
@@ -140,7 +83,7 @@ def check_teacher_fits(masked: ArrowShard, teacher_dir: Path, config: Pretrained
             f"{masked.path} has rows of {max_len} tokens but the teacher {teacher_dir} takes "
             f"at most {limit} (max_position_embeddings)"
         )
-    expected = masked.meta.get("tokenizer_fingerprint")
+    expected = tokenizer_fingerprint_of(masked)
     has_tokenizer = any((teacher_dir / name).is_file() for name in TOKENIZER_FILES[:-1])
     found = tokenizer_fingerprint(teacher_dir) if has_tokenizer else None
     if expected is not None and found is not None and expected != found:
@@ -274,7 +217,7 @@ def cache_logits(
     precision: the same masked shard and teacher give the same bytes.
     """
     masked_shard, teacher_dir, out_path = Path(masked_shard), Path(teacher_dir), Path(out_path)
-    masked = open_shard(masked_shard, stage="masked", columns=_MASKED_COLUMNS)
+    masked = open_masked(masked_shard, columns=_MASKED_COLUMNS)
     model = load_masked_lm(teacher_dir)
     config = model.config
     check_teacher_fits(masked, teacher_dir, config)
@@ -286,23 +229,23 @@ def cache_logits(
     teacher = MaskedHeadTeacher(model, settings, dev)
     teacher_fp = model_fingerprint(teacher_dir)
     schema = logits_schema(config.vocab_size, logsumexp=settings.logsumexp, hidden=settings.hidden)
-    settings_dict = asdict(settings)
-    meta = {
-        "source_fingerprint": masked.fingerprint,
-        "teacher_fingerprint": teacher_fp,
-        "top_k": settings.top_k,
-        "vocab_size": config.vocab_size,
-        "hidden_size": config.hidden_size if settings.hidden else None,
-        "has_logsumexp": settings.logsumexp,
-        "has_hidden": settings.hidden,
-        "rows": masked.num_rows,
-        "settings": settings_dict,
-    }
+    settings_dict = settings.as_dict()
     fp = fingerprint(settings_dict, masked.fingerprint, teacher_fp)
     stats = {"rows": 0, "tokens": 0, "masked_positions": 0}
     started = time.perf_counter()
     with (
-        ArrowShardWriter(out_path, schema, stage="logits", fingerprint=fp, meta=meta) as writer,
+        logit_cache_writer(
+            out_path,
+            schema,
+            fingerprint=fp,
+            source_fingerprint=masked.fingerprint,
+            teacher_fingerprint=teacher_fp,
+            top_k=settings.top_k,
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size if settings.hidden else None,
+            rows=masked.num_rows,
+            settings=settings_dict,
+        ) as writer,
         tqdm(total=masked.num_rows, desc="teacher logits", unit="row") as bar,
     ):
         for chunk in _chunks(masked, settings.batch_size * CHUNK_BATCHES):
@@ -322,33 +265,3 @@ def cache_logits(
     )
     log.info("cached teacher logits of %s into %s: %s", masked_shard, out_path, stats)
     return stats
-
-
-def open_logits(
-    path: Path, masked_shard: Path, teacher_fingerprint: str | None = None
-) -> ArrowShard:
-    """Open a logits shard checked to be aligned with `masked_shard` (and made by the teacher)."""
-    path, masked_shard = Path(path), Path(masked_shard)
-    cache = open_shard(path, stage="logits", columns=("topk_ids", "topk_logits"))
-    masked = open_shard(masked_shard, stage="masked")
-    made_from = cache.meta.get("source_fingerprint")
-    if made_from != masked.fingerprint:
-        raise StaleCacheError(
-            f"{path}: made from a masked shard with fingerprint {made_from}, but {masked_shard} "
-            f"has fingerprint {masked.fingerprint}; rerun the logits stage"
-        )
-    if cache.num_rows != masked.num_rows:
-        raise StaleCacheError(
-            f"{path}: {cache.num_rows} rows but {masked_shard} has {masked.num_rows} "
-            f"(fingerprints {made_from} and {masked.fingerprint}); rerun the logits stage"
-        )
-    made_by = cache.meta.get("teacher_fingerprint")
-    if teacher_fingerprint is not None and made_by != teacher_fingerprint:
-        raise StaleCacheError(
-            f"{path}: made by a teacher with fingerprint {made_by}, expected teacher "
-            f"fingerprint {teacher_fingerprint}; rerun the logits stage"
-        )
-    for flag, column in (("has_logsumexp", "logsumexp"), ("has_hidden", "hidden")):
-        if cache.meta.get(flag) and column not in cache.schema.names:
-            raise ArtifactError(f"{path}: metadata says {flag} but there is no {column} column")
-    return cache

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
-from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard
-from wwmdistill.settings import known_keys
+from wwmdistill.arrow_io import fingerprint
+from wwmdistill.artifacts.masked import MASKED_SCHEMA, masked_writer
+from wwmdistill.artifacts.segmented import open_segmented
+from wwmdistill.progress import tqdm
+from wwmdistill.settings import MaskingSettings
 from wwmdistill.tokenizer import load_tokenizer, random_replacement_ids, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -34,49 +36,8 @@ SENTENCE_END_CHARS = "。！？!?；…\n"
 _NO_SENTENCE_START = SENTENCE_END_CHARS + "”’」』）)》】"
 _END_CODES = np.array([ord(c) for c in SENTENCE_END_CHARS], dtype=np.uint32)
 _NO_START_CODES = np.array([ord(c) for c in _NO_SENTENCE_START], dtype=np.uint32)
-
-MASKED_SCHEMA = pa.schema(
-    [
-        ("input_ids", pa.list_(pa.int32())),
-        ("masked_positions", pa.list_(pa.int16())),
-        ("masked_labels", pa.list_(pa.int32())),
-        ("doc_id", pa.string()),
-        ("dupe", pa.int8()),
-    ]
-)
-
-
-@dataclass(frozen=True)
-class MaskingSettings:
-    max_seq_len: int = 128
-    dupe_factor: int = 5
-    masked_lm_prob: float = 0.15
-    max_predictions_per_seq: int = 20
-    mask_token_prob: float = 0.8
-    random_token_prob: float = 0.1
-    batch_docs: int = 512
-
-    def __post_init__(self) -> None:
-        if not 3 <= self.max_seq_len <= 32767:
-            raise ValueError(f"masking.max_seq_len: {self.max_seq_len} not in [3, 32767]")
-        if not 1 <= self.dupe_factor <= 127:
-            raise ValueError(f"masking.dupe_factor: {self.dupe_factor} not in [1, 127]")
-        if not 0 < self.masked_lm_prob <= 1:
-            raise ValueError(f"masking.masked_lm_prob: {self.masked_lm_prob} not in (0, 1]")
-        if self.max_predictions_per_seq < 1:
-            raise ValueError("masking.max_predictions_per_seq: must be at least 1")
-        if min(self.mask_token_prob, self.random_token_prob) < 0 or (
-            self.mask_token_prob + self.random_token_prob > 1
-        ):
-            raise ValueError(
-                "masking.mask_token_prob + masking.random_token_prob: each >= 0, sum <= 1"
-            )
-        if self.batch_docs < 1:
-            raise ValueError("masking.batch_docs: must be at least 1")
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> MaskingSettings:
-        return cls(**known_keys(cls, block, "masking"))
+# What masking reads of a segmented shard.
+_SEGMENTED_COLUMNS = ("doc_id", "text", "word_ends")
 
 
 def greedy_select(rows: np.ndarray, lengths: np.ndarray, budget: np.ndarray) -> np.ndarray:
@@ -332,10 +293,10 @@ def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType
 
 def _doc_batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
     """Re-cut a shard's record batches into batches of exactly `size` documents (last: fewer)."""
-    shard = open_shard(path, stage="segmented", columns=("doc_id", "text", "word_ends"))
+    shard = open_segmented(path, columns=_SEGMENTED_COLUMNS)
     pending: list[pa.RecordBatch] = []
     rows = 0
-    for batch in shard.iter_batches(["doc_id", "text", "word_ends"]):
+    for batch in shard.iter_batches(list(_SEGMENTED_COLUMNS)):
         pending.append(batch)
         rows += batch.num_rows
         while rows >= size:
@@ -363,7 +324,7 @@ def mask_shard(
     (seed, shard_index, batch index, dupe), so the same inputs give the same bytes.
     """
     segmented_shard, out_path = Path(segmented_shard), Path(out_path)
-    source = open_shard(segmented_shard, stage="segmented", columns=("doc_id", "text", "word_ends"))
+    source = open_segmented(segmented_shard, columns=_SEGMENTED_COLUMNS)
     tok = load_tokenizer(tokenizer_dir)
     backend = tok.backend_tokenizer
     # A tokenizer.json may carry truncation/padding; a document must be tokenised whole.
@@ -371,14 +332,7 @@ def mask_shard(
     backend.no_padding()
     replacement = np.asarray(random_replacement_ids(tok), dtype=np.int32)
     tok_fp = tokenizer_fingerprint(tokenizer_dir)
-    settings_dict = asdict(settings)
-    meta = {
-        "source_fingerprint": source.fingerprint,
-        "tokenizer_fingerprint": tok_fp,
-        "settings": settings_dict,
-        "shard_index": shard_index,
-        "seed": seed,
-    }
+    settings_dict = settings.as_dict()
     fp = fingerprint(settings_dict, seed, shard_index, source.fingerprint, tok_fp)
     stats = dict.fromkeys(
         (
@@ -396,7 +350,15 @@ def mask_shard(
         0,
     )
     n_batches = math.ceil(source.num_rows / settings.batch_docs)
-    with ArrowShardWriter(out_path, MASKED_SCHEMA, stage="masked", fingerprint=fp, meta=meta) as w:
+    with masked_writer(
+        out_path,
+        fingerprint=fp,
+        source_fingerprint=source.fingerprint,
+        tokenizer_fingerprint=tok_fp,
+        settings=settings_dict,
+        shard_index=shard_index,
+        seed=seed,
+    ) as w:
         batches = _doc_batches(segmented_shard, settings.batch_docs)
         for b, batch in enumerate(tqdm(batches, total=n_batches, desc="mask", unit="batch")):
             texts = batch.column("text")

@@ -17,13 +17,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 from datasets import IterableDataset
-from tqdm import tqdm
 
-from wwmdistill.arrow_io import open_shard
-from wwmdistill.logits import open_logits
-
-MASKED_COLUMNS = ("input_ids", "masked_positions", "masked_labels", "doc_id", "dupe")
-LOGITS_COLUMNS = ("topk_ids", "topk_logits", "logsumexp", "hidden")
+from wwmdistill.artifacts.logit_cache import cache_columns, open_logits
+from wwmdistill.artifacts.masked import MASKED_COLUMNS, masked_rows, open_masked
+from wwmdistill.progress import tqdm
 
 
 def _list_rows(column: pa.Array) -> list[np.ndarray]:
@@ -46,15 +43,13 @@ def _aligned(a: Iterator[pa.RecordBatch], b: Iterator[pa.RecordBatch]):
 
 
 def _shard_examples(masked_path: str, logits_path: str | None) -> Iterator[dict[str, Any]]:
-    masked = open_shard(
-        masked_path, stage="masked", columns=("input_ids", "masked_positions", "masked_labels")
-    )
+    masked = open_masked(masked_path, columns=("input_ids", "masked_positions", "masked_labels"))
     names = [c for c in MASKED_COLUMNS if c in masked.schema.names]
     if logits_path is None:
         pairs = ((batch, None) for batch in masked.iter_batches(names))
     else:
         logits = open_logits(Path(logits_path), Path(masked_path))
-        extra = [c for c in LOGITS_COLUMNS if c in logits.schema.names]
+        extra = cache_columns(logits)
         pairs = _aligned(masked.iter_batches(names), logits.iter_batches(extra))
     for batch, extra_batch in pairs:
         columns: dict[str, list[Any]] = {}
@@ -87,9 +82,9 @@ def masked_dataset(
 
     Each file is a shard of the generator, so `split_dataset_by_node` and DataLoader workers
     take whole files when their count divides evenly. With logits, every logits shard is opened
-    through `logits.open_logits`, which refuses one not made from its masked shard. List
-    fields come as numpy arrays in their stored dtypes; `doc_id` and `dupe` (provenance) come
-    along and the collator ignores them.
+    through `artifacts.logit_cache.open_logits`, which refuses one not made from its masked
+    shard. List fields come as numpy arrays in their stored dtypes; `doc_id` and `dupe`
+    (provenance) come along and the collator ignores them.
 
     `repeat=True` makes one endless pass (rows reshuffled through the buffer as they recur).
     Train with it under `Trainer(max_steps=...)`: the Trainer resumes a dataset without a
@@ -212,7 +207,7 @@ def mlm_eval(
     correct = tokens = 0
     nll = 0.0
     examples = islice(_examples([(str(p), None) for p in masked_paths]), max_rows)
-    total = min(max_rows, sum(open_shard(p, stage="masked").num_rows for p in masked_paths))
+    total = min(max_rows, masked_rows(masked_paths))
     try:
         with torch.inference_mode(), tqdm(total=total, desc="mlm eval", unit="row") as bar:
             while chunk := list(islice(examples, batch_size)):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from wwmdistill.arrow_io import atomic_path
-from wwmdistill.distill.student import StudentSettings
-from wwmdistill.masking import MaskingSettings
 from wwmdistill.report import (
     MISSING,
     ONE_CLASS,
@@ -30,6 +27,7 @@ from wwmdistill.report import (
     speed_note,
     speed_table,
 )
+from wwmdistill.settings import MaskingSettings, StudentSettings
 
 TAGS = ("bert", "distillation", "whole-word-masking")
 
@@ -62,8 +60,7 @@ def _model_parameters(model_dir: Path) -> int:
                 value = value.get(key) if isinstance(value, Mapping) else None
             if isinstance(value, int):
                 return value
-    from wwmdistill.distill.student import count_parameters
-    from wwmdistill.models import load_masked_lm
+    from wwmdistill.models import count_parameters, load_masked_lm
 
     return count_parameters(load_masked_lm(model_dir))
 
@@ -149,7 +146,7 @@ def losses_section(name: str, student_settings: Mapping[str, Any]) -> str:
     }[init]
     layer_map = settings.layer_map
     layer_map = list(layer_map) if isinstance(layer_map, tuple) else layer_map
-    weights = asdict(settings.weights)
+    weights = settings.weights.as_dict()
     lines = [
         "## Distillation",
         "",

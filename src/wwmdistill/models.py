@@ -1,12 +1,17 @@
-"""Hugging Face model directories: loading masked-LM models safely, fingerprints, vocab checks."""
+"""Hugging Face models: their directories (checks, fingerprints, vocab checks), loading masked-LM
+models safely, their MLM head and their parameter count."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wwmdistill.arrow_io import ArtifactError
+
+if TYPE_CHECKING:
+    import torch
 
 # Hugging Face weight files, sharded or not; safetensors first. Other *.bin files in a checkpoint
 # (training_args.bin) are pickles and never weights.
@@ -17,31 +22,6 @@ TOKENIZER_FILE = "tokenizer.json"
 
 class ModelMismatchError(ValueError):
     """A model does not fit the data or the artifact it is used with."""
-
-
-def hub_snapshot(
-    repo_id: str, revision: str | None, into: Path, *, patterns: list[str] | None, key: str
-) -> Path:
-    """Download a hub repository (only `patterns`, when given) into `into`.
-
-    A failure names the config `key` that asked for the download, since offline it is the
-    usual cause.
-    """
-    import shutil
-
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot_download(
-            repo_id=repo_id, revision=revision, allow_patterns=patterns, local_dir=str(into)
-        )
-    except Exception as err:
-        raise RuntimeError(
-            f"{key}: could not download {repo_id!r} (revision {revision}) from the Hugging Face "
-            f"hub: {err}"
-        ) from err
-    shutil.rmtree(Path(into) / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
-    return Path(into)
 
 
 def weight_files(model_dir: Path) -> list[Path]:
@@ -175,3 +155,25 @@ def check_vocab(
             f"{model_vocab} differs from {tokenizer_vocab}: the teacher must use the "
             "tokenizer of the masked shards"
         )
+
+
+def mlm_head(model: torch.nn.Module) -> torch.nn.Module:
+    """The module that maps the base model's last hidden states to vocabulary logits.
+
+    Masked-LM models built as `base model -> head` (BERT's `cls`, RoBERTa's `lm_head`) have
+    exactly two children, the head being the one holding the output embeddings.
+    """
+    base, out = model.base_model, model.get_output_embeddings()
+    children = list(model.children())
+    heads = [c for c in children if c is not base and any(m is out for m in c.modules())]
+    if len(children) != 2 or len(heads) != 1:
+        raise ModelMismatchError(
+            f"{type(model).__name__}: not a base-model-plus-MLM-head layout; "
+            "the logit cache cannot apply its head at the masked positions only"
+        )
+    return heads[0]
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Distinct parameters (a tied decoder counts once)."""
+    return sum(p.numel() for p in model.parameters())

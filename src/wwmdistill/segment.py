@@ -18,90 +18,25 @@ import pickle
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, Protocol
 
-import pyarrow as pa
-from tqdm import tqdm
-
-from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard
-from wwmdistill.settings import known_keys
+from wwmdistill.arrow_io import fingerprint
+from wwmdistill.artifacts.corpus import open_corpus
+from wwmdistill.artifacts.segmented import segmented_writer
+from wwmdistill.progress import tqdm
+from wwmdistill.settings import SegmentationSettings
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("ltp", "jieba", "whitespace", "gold")
 LTP_CONFIG = "config.json"
 LTP_WEIGHTS = "pytorch_model.bin"
 # The key under which an LTP config names what to call to build the model.
 _LTP_TARGET = "_ltp_target_"
 _WHITESPACE = re.compile(r"\s+")
 _NON_WHITESPACE = re.compile(r"\S+")
-
-
-@dataclass(frozen=True)
-class LtpSettings:
-    model: str = "train"
-    revision: str | None = None
-    train_max_docs: int = 20000
-    epochs: int = 3
-    # Passive-aggressive (PA-I, margin 0.5) reaches f1 0.96 on People's Daily in 3 epochs where
-    # the averaged perceptron needs about 10.
-    algorithm: str = "PaI"
-    margin: float = 0.5
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> LtpSettings:
-        settings = cls(**known_keys(cls, block, "segmentation.ltp"))
-        if settings.algorithm not in ("AP", "Pa", "PaI", "PaII"):
-            raise ValueError(
-                f"config segmentation.ltp.algorithm: {settings.algorithm!r} is not AP/Pa/PaI/PaII"
-            )
-        if settings.epochs < 1 or settings.train_max_docs < 1:
-            raise ValueError("config segmentation.ltp: epochs and train_max_docs must be >= 1")
-        return settings
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    fraction: float = 0.05
-    max_docs: int = 1000
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> EvalSettings:
-        settings = cls(**known_keys(cls, block, "segmentation.eval"))
-        if not 0 < settings.fraction < 1:
-            raise ValueError(
-                f"config segmentation.eval.fraction: {settings.fraction} is not in (0, 1)"
-            )
-        if settings.max_docs < 1:
-            raise ValueError("config segmentation.eval.max_docs: must be >= 1")
-        return settings
-
-
-@dataclass(frozen=True)
-class SegmentationSettings:
-    backend: str = "ltp"
-    user_dict: str | None = None
-    batch_size: int = 256
-    ltp: LtpSettings = field(default_factory=LtpSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> SegmentationSettings:
-        raw = known_keys(cls, block, "segmentation")
-        raw["ltp"] = LtpSettings.from_config(raw.get("ltp"))
-        raw["eval"] = EvalSettings.from_config(raw.get("eval"))
-        settings = cls(**raw)
-        if settings.backend not in BACKENDS:
-            raise ValueError(
-                f"config segmentation.backend: {settings.backend!r} is not one of {BACKENDS}"
-            )
-        if settings.batch_size < 1:
-            raise ValueError("config segmentation.batch_size: must be >= 1")
-        return settings
 
 
 class Segmenter(Protocol):
@@ -451,16 +386,6 @@ def gold_ends(path: Path, texts: list[str], gold: list[list[int] | None]) -> lis
     return out
 
 
-SEGMENTED_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("text", pa.string()),
-        ("gold_word_ends", pa.list_(pa.int32())),
-        ("word_ends", pa.list_(pa.int32())),
-    ]
-)
-
-
 def segment_shard(
     corpus_shard: Path,
     out_path: Path,
@@ -469,21 +394,20 @@ def segment_shard(
 ) -> int:
     """Segment one corpus shard batch by batch into a segmented shard; return its row count."""
     corpus_shard, out_path = Path(corpus_shard), Path(out_path)
-    source = open_shard(corpus_shard, stage="corpus", columns=("doc_id", "text", "gold_word_ends"))
+    source = open_corpus(corpus_shard, columns=("doc_id", "text", "gold_word_ends"))
     segmenter = None if settings.backend == "gold" else make_segmenter(settings, model_path)
     identity = {"kind": "gold"} if segmenter is None else segmenter.identity
-    meta = {
-        "source_fingerprint": source.fingerprint,
-        "backend": settings.backend,
-        "segmenter": identity,
-        "settings": asdict(settings),
-    }
-    fp = fingerprint(asdict(settings), source.fingerprint, identity)
+    fp = fingerprint(settings.as_dict(), source.fingerprint, identity)
     chars = 0
     started = time.perf_counter()
     with (
-        ArrowShardWriter(
-            out_path, SEGMENTED_SCHEMA, stage="segmented", fingerprint=fp, meta=meta
+        segmented_writer(
+            out_path,
+            fingerprint=fp,
+            source_fingerprint=source.fingerprint,
+            backend=settings.backend,
+            segmenter=identity,
+            settings=settings.as_dict(),
         ) as writer,
         tqdm(total=source.num_rows, desc=f"segment {corpus_shard.name}", unit="doc") as bar,
     ):

@@ -5,13 +5,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from wwmdistill.arrow_io import write_json
+from wwmdistill.progress import tqdm
 from wwmdistill.segment import (
     SegmentationSettings,
     Segmenter,
@@ -114,7 +112,7 @@ def evaluate_segmenter(
         result = score_segmenter(segmenter, texts, gold, settings.batch_size)
         result["segmenter"] = segmenter.identity
     result["backend"] = settings.backend
-    result["settings"] = asdict(settings)
+    result["settings"] = settings.as_dict()
     write_json(out_json, result)
     log.info(
         "%s: precision %.4f recall %.4f f1 %.4f on %d held-out documents (%.0f chars/s)",

@@ -13,13 +13,12 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
-from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
-from wwmdistill.models import hub_snapshot
+from wwmdistill.arrow_io import atomic_dir, fingerprint, write_json
+from wwmdistill.artifacts.corpus import open_corpus
+from wwmdistill.hub import hub_snapshot
+from wwmdistill.progress import tqdm
 from wwmdistill.segment import LTP_CONFIG, SegmentationSettings, check_partition
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def iter_gold_docs(
 ) -> Iterator[tuple[str, str, list[int]]]:
     """(doc_id, text, gold_word_ends) of gold documents on one side of the held-out split."""
     for path in corpus_shards:
-        shard = open_shard(path, stage="corpus", columns=("doc_id", "text", "gold_word_ends"))
+        shard = open_corpus(path, columns=("doc_id", "text", "gold_word_ends"))
         for batch in shard.iter_batches(["doc_id", "text", "gold_word_ends"]):
             for doc_id, text, ends in zip(*(c.to_pylist() for c in batch.columns), strict=True):
                 if ends is not None and is_heldout(doc_id, fraction) == heldout:
@@ -108,7 +107,7 @@ def train_ltp_perceptron(
         seconds = time.perf_counter() - started
         model.save(str(tmp / MODEL_FILE))
 
-        sources = {str(p): open_shard(p, stage="corpus").fingerprint for p in corpus_shards}
+        sources = {str(p): open_corpus(p).fingerprint for p in corpus_shards}
         info = {
             "kind": "ltp-perceptron",
             "trained_on": sources,
@@ -116,10 +115,10 @@ def train_ltp_perceptron(
             "dev_documents": n_dev,
             "characters": sum(len(line) - line.count(" ") for line in train),
             "heldout_fraction": settings.eval.fraction,
-            "ltp": asdict(ltp),
+            "ltp": ltp.as_dict(),
             "seed": seed,
             "train_seconds": round(seconds, 2),
-            "fingerprint": fingerprint(asdict(ltp), settings.eval.fraction, sources, seed),
+            "fingerprint": fingerprint(ltp.as_dict(), settings.eval.fraction, sources, seed),
         }
         write_json(tmp / INFO_FILE, info)
         write_json(tmp / LTP_CONFIG, {"nerual": False, "tasks": {"cws": MODEL_FILE}})

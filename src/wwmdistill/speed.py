@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from wwmdistill.distill.student import count_parameters
-from wwmdistill.models import require_model_dir, weight_files
+from wwmdistill.models import count_parameters, require_model_dir, weight_files
 
 # Config attributes that hold special-token ids; random ids start above all of them.
 SPECIAL_ID_KEYS = (

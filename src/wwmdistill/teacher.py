@@ -10,22 +10,26 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from wwmdistill.arrow_io import atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.arrow_io import atomic_dir, fingerprint, write_json
+from wwmdistill.artifacts.masked import STAGE as MASKED_STAGE
+from wwmdistill.artifacts.masked import max_seq_len_of, open_masked
+from wwmdistill.hub import hub_snapshot
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import (
     check_vocab,
-    hub_snapshot,
+    count_parameters,
     load_masked_lm,
+    mlm_head,
     model_fingerprint,
     refuse_remote_code,
 )
-from wwmdistill.settings import known_keys
+from wwmdistill.progress import heartbeat_callback
+from wwmdistill.settings import TeacherSettings
 from wwmdistill.tokenizer import TOKENIZER_FILES, copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     FEWER_SHARDS,
@@ -44,42 +48,12 @@ log = logging.getLogger(__name__)
 MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES)
 
 
-@dataclass(frozen=True)
-class TeacherSettings:
-    source: str = "scratch"
-    revision: str | None = None
-    adapt_steps: int = 0
-    # Only the named teacher source may run code shipped with its weights, and only when asked.
-    trust_remote_code: bool = False
-    scratch: ModelSize = field(default_factory=ModelSize)
-    training: TrainingSettings = field(default_factory=TrainingSettings)
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None) -> TeacherSettings:
-        raw = known_keys(cls, block, "teacher")
-        raw["scratch"] = ModelSize.from_config(raw.get("scratch"), "teacher.scratch")
-        raw["training"] = TrainingSettings.from_config(raw.get("training"), "teacher.training")
-        settings = cls(**raw)
-        if not settings.source:
-            raise ValueError("config teacher.source: empty; use scratch, a hub id or a path")
-        if settings.adapt_steps < 0:
-            raise ValueError("config teacher.adapt_steps: must be >= 0")
-        return settings
-
-
 def teacher_fingerprint(model_dir: str | Path) -> str:
     return model_fingerprint(model_dir)
 
 
 def _max_seq_len(masked_paths: list[Path]) -> int:
-    lengths = []
-    for path in masked_paths:
-        shard = open_shard(path, stage="masked")
-        try:
-            lengths.append(int(shard.meta["settings"]["max_seq_len"]))
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"{path}: masked shard metadata has no settings.max_seq_len") from err
-    return max(lengths)
+    return max(max_seq_len_of(path) for path in masked_paths)
 
 
 def _scratch_model(size: ModelSize, tokenizer_dir: Path, max_len: int, seed: int):
@@ -117,8 +91,6 @@ def _masked_head_trainer():
     teacher's step on CPU, only to ignore all but the ~15% that are masked.
     """
     from transformers import Trainer
-
-    from wwmdistill.logits import mlm_head
 
     class MaskedHeadTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -182,6 +154,7 @@ def train_mlm(
         args=args,
         data_collator=MaskedLMCollator(pad_id),
         train_dataset=masked_dataset(train_paths, seed=seed, repeat=True),
+        callbacks=[heartbeat_callback()],
     )
     trainer.train(resume_from_checkpoint=resume)
     return model, _train_info(trainer.state, resume)
@@ -189,7 +162,8 @@ def train_mlm(
 
 def build_teacher(
     settings: TeacherSettings,
-    masked_paths: list[Path],
+    train_paths: list[Path],
+    heldout_masked: Path | None,
     tokenizer_dir: Path,
     out_dir: Path,
     checkpoint_dir: Path,
@@ -197,24 +171,17 @@ def build_teacher(
 ) -> dict[str, Any]:
     """Make the teacher model directory (weights, tokenizer files, teacher.json); return its info.
 
-    With two or more masked shards the last is held out: not trained on, used for MLM eval.
+    Trains on `train_paths`; `heldout_masked`, when given, is never trained on: the MLM eval.
     """
-    masked_paths = [Path(p) for p in masked_paths]
-    tokenizer_dir, out_dir, checkpoint_dir = (
-        Path(tokenizer_dir),
-        Path(out_dir),
-        Path(checkpoint_dir),
-    )
-    if not masked_paths:
+    if not train_paths:
         raise ValueError("teacher: no masked shards given")
-    train_paths = masked_paths[:-1] if len(masked_paths) >= 2 else masked_paths
-    heldout = masked_paths[-1:] if len(masked_paths) >= 2 else []
+    heldout = [] if heldout_masked is None else [heldout_masked]
     for purpose, paths in (("pretraining", train_paths), ("held-out MLM eval", heldout)):
         if paths:
-            require_rows(paths, "masked", f"teacher: {purpose}", FEWER_SHARDS)
+            require_rows(paths, MASKED_STAGE, f"teacher: {purpose}", FEWER_SHARDS)
     tok = load_tokenizer(tokenizer_dir)
-    max_len = _max_seq_len(masked_paths)
-    data_fp = [open_shard(p, stage="masked").fingerprint for p in train_paths]
+    max_len = _max_seq_len([*train_paths, *heldout])
+    data_fp = [open_masked(p).fingerprint for p in train_paths]
     train_info: dict[str, Any] = {"steps": 0, "resumed_from": None, "final_train_loss": None}
     with tempfile.TemporaryDirectory(prefix="wwmdistill-teacher-") as fetch_dir:
         if settings.source == "scratch":
@@ -236,7 +203,7 @@ def build_teacher(
                 )
             steps = settings.adapt_steps
         if steps > 0:
-            run_fp = run_fingerprint(asdict(settings), source_fp, data_fp, seed)
+            run_fp = run_fingerprint(settings.as_dict(), source_fp, data_fp, seed)
             model, train_info = train_mlm(
                 model,
                 train_paths,
@@ -266,9 +233,9 @@ def build_teacher(
         info = {
             "source": settings.source,
             "revision": settings.revision,
-            "settings": asdict(settings),
+            "settings": settings.as_dict(),
             "fingerprint": model_fingerprint(tmp),
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": count_parameters(model),
             "steps": train_info["steps"],
             "processes": int(os.environ.get("WORLD_SIZE", "1")),
             "resumed_from": train_info["resumed_from"],
@@ -291,12 +258,14 @@ def build_teacher(
 def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """build_teacher from a JSON-able dict of its arguments (paths as strings).
 
-    `settings` is the `teacher` config block; the last masked shard is the held-out one. This is
-    what `--config` files hold.
+    `settings` is the `teacher` config block; `heldout_masked` a path or None. This is what
+    `--config` files hold.
     """
+    heldout = arguments["heldout_masked"]
     return build_teacher(
         TeacherSettings.from_config(arguments["settings"]),
         [Path(p) for p in arguments["masked_paths"]],
+        None if heldout is None else Path(heldout),
         Path(arguments["tokenizer_dir"]),
         Path(arguments["out_dir"]),
         Path(arguments["checkpoint_dir"]),

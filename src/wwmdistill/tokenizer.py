@@ -11,15 +11,15 @@ import logging
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tqdm import tqdm
 from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerBase
 
-from wwmdistill.arrow_io import atomic_dir, open_shard
-from wwmdistill.settings import known_keys
+from wwmdistill.arrow_io import atomic_dir
+from wwmdistill.artifacts.corpus import open_corpus
+from wwmdistill.hub import hub_snapshot
+from wwmdistill.progress import tqdm
+from wwmdistill.settings import TokenizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +41,9 @@ TOKENIZER_FILES = (
 )
 
 
-@dataclass(frozen=True)
-class TokenizerSettings:
-    source: str = "train"
-    revision: str | None = None
-    vocab_size: int = 21128
-    limit_alphabet: int = 30000
-    min_frequency: int = 2
-    lowercase: bool = True
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> TokenizerSettings:
-        return cls(**known_keys(cls, block, "tokenizer"))
-
-
 def _corpus_texts(corpus_shards: list[Path]) -> Iterator[str]:
     for path in tqdm(corpus_shards, desc="tokenizer corpus", unit="shard"):
-        shard = open_shard(path, stage="corpus", columns=("text",))
+        shard = open_corpus(path, columns=("text",))
         for batch in shard.iter_batches(["text"]):
             yield from (t for t in batch.column(0).to_pylist() if t)
 
@@ -121,8 +107,6 @@ def fetch_tokenizer(source: str, revision: str | None, out_dir: Path) -> None:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp_dir / name)
         else:
-            from wwmdistill.models import hub_snapshot
-
             hub_snapshot(
                 source, revision, tmp_dir, patterns=list(TOKENIZER_FILES), key="tokenizer.source"
             )

@@ -7,81 +7,19 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from wwmdistill.arrow_io import fingerprint, open_shard, write_json
-from wwmdistill.settings import known_keys
+
+# Re-exported: the stages import their shared settings from here.
+from wwmdistill.settings import PRECISIONS, ModelSize, TrainingSettings  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RUN_FILE = "run.json"
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    """The shape of a BERT trained from scratch (a scratch teacher or student)."""
-
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    intermediate: int = 1024
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None, where: str) -> ModelSize:
-        size = cls(**known_keys(cls, block, where))
-        if min(size.layers, size.hidden, size.heads, size.intermediate) < 1:
-            raise ValueError(f"config {where}: sizes must be positive, got {size}")
-        if size.hidden % size.heads:
-            raise ValueError(
-                f"config {where}.hidden: {size.hidden} is not a multiple of heads={size.heads}"
-            )
-        return size
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    max_steps: int = 1000
-    batch_size: int = 32
-    learning_rate: float = 5.0e-4
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    save_steps: int = 250
-    logging_steps: int = 25
-    gradient_accumulation_steps: int = 1
-    precision: str = "auto"
-    gpus: int = 0
-    processes: int = 1
-    nodes: int = 1
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None, where: str) -> TrainingSettings:
-        settings = cls(**known_keys(cls, block, where))
-        if settings.precision not in PRECISIONS:
-            raise ValueError(
-                f"config {where}.precision: {settings.precision!r} not one of {PRECISIONS}"
-            )
-        for name in (
-            "max_steps",
-            "batch_size",
-            "save_steps",
-            "logging_steps",
-            "processes",
-            "nodes",
-        ):
-            if getattr(settings, name) < 1:
-                raise ValueError(f"config {where}.{name}: must be at least 1")
-        if settings.gradient_accumulation_steps < 1:
-            raise ValueError(f"config {where}.gradient_accumulation_steps: must be at least 1")
-        if settings.gpus < 0:
-            raise ValueError(f"config {where}.gpus: must be 0 (CPU) or more")
-        if not 0 <= settings.warmup_ratio <= 1:
-            raise ValueError(f"config {where}.warmup_ratio: {settings.warmup_ratio} not in [0, 1]")
-        return settings
 
 
 class NoRowsError(ValueError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,15 @@ from transformers import (
 from transformers.trainer_pt_utils import nested_gather
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from wwmdistill.arrow_io import atomic_dir, open_shard, write_json
+from wwmdistill.arrow_io import atomic_dir, write_json
+from wwmdistill.artifacts.logit_cache import (
+    cache_layout,
+    cache_vocab_size,
+    open_logit_cache,
+    open_logits,
+)
+from wwmdistill.artifacts.masked import STAGE as MASKED_STAGE
+from wwmdistill.artifacts.masked import open_masked
 from wwmdistill.distill.layers import AttentionCapture, layer_mapping
 from wwmdistill.distill.losses import (
     attention_score_mse,
@@ -42,10 +49,16 @@ from wwmdistill.distill.losses import (
     relation_kl,
     topk_kd_loss,
 )
-from wwmdistill.distill.student import StudentSettings, count_parameters, init_student
-from wwmdistill.logits import mlm_head, open_logits
+from wwmdistill.distill.student import StudentSettings, init_student
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
-from wwmdistill.models import check_vocab, load_masked_lm, model_fingerprint
+from wwmdistill.models import (
+    check_vocab,
+    count_parameters,
+    load_masked_lm,
+    mlm_head,
+    model_fingerprint,
+)
+from wwmdistill.progress import heartbeat_callback
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     FEWER_SHARDS,
@@ -305,11 +318,10 @@ def _cache_layout(
     layout = None
     for path, masked in zip(logits_paths, masked_paths, strict=True):
         cache = open_logits(path, masked, teacher_fingerprint=teacher_fp)
-        meta = {key: cache.meta.get(key) for key in ("top_k", "hidden_size", "has_logsumexp")}
-        meta["has_hidden"] = bool(cache.meta.get("has_hidden"))
-        if cache.meta.get("vocab_size") != vocab_size:
+        meta = cache_layout(cache)
+        if cache_vocab_size(cache) != vocab_size:
             raise ValueError(
-                f"{path}: vocab_size {cache.meta.get('vocab_size')}, the teacher has {vocab_size}"
+                f"{path}: vocab_size {cache_vocab_size(cache)}, the teacher has {vocab_size}"
             )
         if layout is not None and meta != layout:
             raise ValueError(
@@ -360,11 +372,9 @@ def run_general_distillation(
     Trainer (benchmarks time steps with one). Returns the metrics.
     """
     where = f"students.{student_name}"
-    teacher_dir, tokenizer_dir = Path(teacher_dir), Path(tokenizer_dir)
-    masked_paths, logits_paths = [Path(p) for p in masked_paths], [Path(p) for p in logits_paths]
-    require_rows(masked_paths, "masked", f"{where}: general distillation", FEWER_SHARDS)
+    require_rows(masked_paths, MASKED_STAGE, f"{where}: general distillation", FEWER_SHARDS)
     if heldout_masked is not None:
-        require_rows([heldout_masked], "masked", f"{where}: held-out MLM eval", FEWER_SHARDS)
+        require_rows([heldout_masked], MASKED_STAGE, f"{where}: held-out MLM eval", FEWER_SHARDS)
     check_vocab(teacher_dir, tokenizer_dir)
     if settings.init == "path":
         check_vocab(Path(settings.path), tokenizer_dir)
@@ -406,13 +416,13 @@ def run_general_distillation(
         ddp_find_unused_parameters=settings.weights.kd == 0 and settings.weights.mlm == 0,
     )
     run_fp = run_fingerprint(
-        asdict(settings),
+        settings.as_dict(),
         teacher_fp,
-        [open_shard(p, stage="masked").fingerprint for p in masked_paths],
-        [open_shard(p, stage="logits").fingerprint for p in logits_paths],
+        [open_masked(p).fingerprint for p in masked_paths],
+        [open_logit_cache(p).fingerprint for p in logits_paths],
         seed,
     )
-    resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
+    resume = resume_checkpoint(checkpoint_dir, run_fp, args)
     if resume:
         log.info("resuming %s from %s", where, resume)
     trainer = DistillationTrainer(
@@ -422,7 +432,7 @@ def run_general_distillation(
         train_dataset=dataset,
         teacher=teacher if settings.mode == "online" else None,
         settings=settings,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), heartbeat_callback()],
     )
     if state := finished_state(resume, args.max_steps):
         trainer._load_from_checkpoint(resume)
@@ -432,7 +442,7 @@ def run_general_distillation(
         summary = trainer.train(resume_from_checkpoint=resume).metrics
     metrics: dict[str, Any] = {
         "student": student_name,
-        "settings": asdict(settings),
+        "settings": settings.as_dict(),
         "teacher_fingerprint": teacher_fp,
         "steps": trainer.state.global_step,
         "resumed_from": resume,
@@ -450,7 +460,7 @@ def run_general_distillation(
         return metrics
     if heldout_masked is not None:
         eval_collator = MaskedLMCollator(tokenizer.pad_token_id)
-        heldout = [Path(heldout_masked)]
+        heldout = [heldout_masked]
         metrics["heldout"] = {
             "path": str(heldout_masked),
             "student": mlm_eval(student, heldout, eval_collator, training.batch_size),

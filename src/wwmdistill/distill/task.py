@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ import pyarrow as pa
 import torch
 from torch import Tensor, nn
 
-from wwmdistill.arrow_io import ArrowShardWriter, atomic_dir, fingerprint, open_shard, write_json
+from wwmdistill.arrow_io import atomic_dir, fingerprint, write_json
+from wwmdistill.artifacts.augmented import open_augmented
+from wwmdistill.artifacts.task_logits import open_task_logits, task_logits_meta, task_logits_writer
 from wwmdistill.distill.layers import AttentionCapture, layer_mapping, mean_of
 from wwmdistill.distill.losses import PAD_LOGIT, attention_score_mse, hidden_mse
 from wwmdistill.finetune import (
@@ -35,7 +36,7 @@ from wwmdistill.finetune import (
 )
 from wwmdistill.kinds import MODEL_INPUTS, TaskKind
 from wwmdistill.models import model_fingerprint, require_model_dir
-from wwmdistill.settings import known_keys
+from wwmdistill.settings import Stage1Settings, Stage2Settings, TaskDistillSettings
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer, tokenizer_fingerprint
 from wwmdistill.training import (
     TrainingSettings,
@@ -45,80 +46,6 @@ from wwmdistill.training import (
 )
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class Stage1Settings:
-    """Intermediate-layer distillation (TinyBERT: 10 epochs on the augmented set)."""
-
-    epochs: float = 10.0
-    max_steps: int | None = None
-    batch_size: int = 32
-    learning_rate: float = 5.0e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    save_steps: int = 500
-    logging_steps: int = 25
-    precision: str = "auto"
-    embedding: float = 1.0
-    hidden: float = 1.0
-    attention: float = 1.0
-    layer_map: Any = "uniform"
-
-
-@dataclass(frozen=True)
-class Stage2Settings:
-    """Prediction-layer distillation (TinyBERT: lr 3e-5, 3 epochs, T = 1)."""
-
-    epochs: float = 3.0
-    max_steps: int | None = None
-    batch_size: int = 32
-    learning_rate: float = 3.0e-5
-    evals_per_epoch: int = 1
-    temperature: float = 1.0
-    hard_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class TaskDistillSettings:
-    """A task's `task_distill` block; which students and variants run is the workflow's."""
-
-    enabled: bool = False
-    students: tuple[str, ...] | None = None
-    teacher_seed: int | None = None
-    ablation: bool = True
-    stage1: Stage1Settings = field(default_factory=Stage1Settings)
-    stage2: Stage2Settings = field(default_factory=Stage2Settings)
-
-    @classmethod
-    def from_config(cls, block: dict[str, Any] | None, where: str) -> TaskDistillSettings:
-        raw = known_keys(cls, block, where)
-        stage1 = Stage1Settings(**known_keys(Stage1Settings, raw.get("stage1"), f"{where}.stage1"))
-        stage2 = Stage2Settings(**known_keys(Stage2Settings, raw.get("stage2"), f"{where}.stage2"))
-        for name, stage in (("stage1", stage1), ("stage2", stage2)):
-            if stage.epochs <= 0 and stage.max_steps is None:
-                raise ValueError(f"config {where}.{name}.epochs: must be positive")
-            if stage.batch_size < 1:
-                raise ValueError(f"config {where}.{name}.batch_size: must be at least 1")
-        if stage2.temperature <= 0:
-            raise ValueError(f"config {where}.stage2.temperature: must be positive")
-        if isinstance(stage1.layer_map, list):
-            stage1 = replace(stage1, layer_map=tuple(stage1.layer_map))
-        students = raw.get("students")
-        return cls(
-            enabled=bool(raw.get("enabled", False)),
-            students=None if students is None else tuple(students),
-            teacher_seed=raw.get("teacher_seed"),
-            ablation=bool(raw.get("ablation", True)),
-            stage1=stage1,
-            stage2=stage2,
-        )
-
-
-def _rows(path: Path) -> tuple[pa.Table, dict[str, Any], str]:
-    """The augmented train rows (originals included), their metadata and fingerprint."""
-    shard = open_shard(path, stage="augment", columns=("origin", "augmented"))
-    return shard.read_all(), shard.meta, shard.fingerprint
-
 
 def _task_table(table: pa.Table, task: TaskData) -> pa.Table:
     names = task.splits["train"].column_names
@@ -139,10 +66,11 @@ def cache_task_logits(
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """The fine-tuned teacher's logits on every augmented row (QA: every training window)."""
-    from tqdm import tqdm
+    from wwmdistill.progress import tqdm
 
     task = load_task(task_dir)
-    table, _, augment_fp = _rows(Path(augmented_path))
+    augmented = open_augmented(Path(augmented_path))
+    table, augment_fp = augmented.table, augmented.fingerprint
     tokenizer = load_tokenizer(require_model_dir(teacher_dir, need_tokenizer=True))
     model = load_task_model(Path(teacher_dir), task, settings, f"tasks.{task.name}.finetune")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -163,49 +91,19 @@ def cache_task_logits(
                 results[row] = cached
     columns = task.kind.logits_columns(results)
     teacher_fp = model_fingerprint(teacher_dir)
-    cache_meta = {
-        "task": task.name,
-        "kind": task.kind.name,
-        "augment_fingerprint": augment_fp,
-        "teacher_fingerprint": teacher_fp,
-        "tokenizer_fingerprint": tokenizer_fingerprint(Path(teacher_dir)),
-        "settings": asdict(settings),
-        "rows": table.num_rows,
-    }
-    with ArrowShardWriter(
-        out_path,
-        task.kind.logits_schema,
-        stage="task_logits",
-        fingerprint=fingerprint(cache_meta),
-        meta=cache_meta,
-    ) as writer:
+    cache_meta = task_logits_meta(
+        task=task.name,
+        kind=task.kind.name,
+        augment_fingerprint=augment_fp,
+        teacher_fingerprint=teacher_fp,
+        tokenizer_fingerprint=tokenizer_fingerprint(Path(teacher_dir)),
+        settings=settings.as_dict(),
+        rows=table.num_rows,
+    )
+    with task_logits_writer(out_path, task.kind.logits_schema, cache_meta) as writer:
         writer.write(columns)
     log.info("teacher logits of %d %s rows -> %s", len(results), task.name, out_path)
     return cache_meta
-
-
-def _open_task_logits(
-    path: Path, augment_fp: str, expected_rows: int, settings: FinetuneSettings
-) -> tuple[pa.Table, dict[str, Any]]:
-    shard = open_shard(path, stage="task_logits")
-    meta = shard.meta
-    if meta.get("augment_fingerprint") != augment_fp:
-        raise ValueError(
-            f"{path}: made from augmented data {meta.get('augment_fingerprint')}, not "
-            f"{augment_fp}; rerun its task_logits job"
-        )
-    wanted = {k: v for k, v in asdict(settings).items() if k in _FEATURE_KEYS}
-    made = {k: v for k, v in (meta.get("settings") or {}).items() if k in _FEATURE_KEYS}
-    if made != wanted:
-        raise ValueError(f"{path}: features made with {made}, these settings want {wanted}")
-    table = shard.read_all()
-    if table.num_rows != expected_rows:
-        raise ValueError(f"{path}: {table.num_rows} rows of logits for {expected_rows} features")
-    return table, meta
-
-
-# What decides the features the logits belong to.
-_FEATURE_KEYS = ("max_seq_len", "doc_stride", "max_query_len")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,8 +214,8 @@ def run_stage1(
     if augmented_path is None:
         table, data_fp = task.splits["train"], task.fingerprints["train"]
     else:
-        table, _, data_fp = _rows(Path(augmented_path))
-        table = _task_table(table, task)
+        augmented = open_augmented(Path(augmented_path))
+        table, data_fp = _task_table(augmented.table, task), augmented.fingerprint
     features = train_dataset(task, table, tokenizer, finetune)
     features = features.select_columns(list(MODEL_INPUTS))
     set_seed(seed)
@@ -352,8 +250,8 @@ def run_stage1(
         seed,
     )
     run_fp = run_fingerprint(
-        asdict(stage),
-        asdict(finetune),
+        stage.as_dict(),
+        finetune.as_dict(),
         model_fingerprint(student_dir),
         model_fingerprint(teacher_dir),
         data_fp,
@@ -376,7 +274,7 @@ def run_stage1(
         "examples": len(features),
         "steps": trainer.state.global_step,
         "resumed_from": resume,
-        "settings": asdict(stage),
+        "settings": stage.as_dict(),
         "student_dir": str(student_dir),
         "teacher_dir": str(teacher_dir),
         "teacher_fingerprint": model_fingerprint(teacher_dir),
@@ -478,10 +376,11 @@ def run_stage2(
     where = f"tasks.{task.name}.task_distill"
     stage1_dir = Path(stage1_dir)
     tokenizer = load_tokenizer(require_model_dir(stage1_dir, need_tokenizer=True))
-    table, _, augment_fp = _rows(Path(augmented_path))
+    rows = open_augmented(Path(augmented_path))
+    table, augment_fp = rows.table, rows.fingerprint
     dataset = train_dataset(task, _task_table(table, task), tokenizer, finetune)
-    logits, logits_meta = _open_task_logits(Path(logits_path), augment_fp, len(dataset), finetune)
-    for name, column in task.kind.teacher_columns(logits).items():
+    logits = open_task_logits(Path(logits_path), augment_fp, len(dataset), finetune.as_dict())
+    for name, column in task.kind.teacher_columns(logits.table).items():
         dataset = dataset.add_column(name, column)
     if not augmented:
         if not task.kind.one_feature_per_row:
@@ -493,13 +392,14 @@ def run_stage2(
         dataset = dataset.select(keep.tolist())
     set_seed(seed)
     model = load_task_model(stage1_dir, task, finetune, where)
-    stage_finetune = replace(
-        finetune,
-        epochs=stage.epochs,
-        max_steps=stage.max_steps,
-        batch_size=stage.batch_size,
-        learning_rate=stage.learning_rate,
-        evals_per_epoch=stage.evals_per_epoch,
+    stage_finetune = finetune.model_copy(
+        update={
+            "epochs": stage.epochs,
+            "max_steps": stage.max_steps,
+            "batch_size": stage.batch_size,
+            "learning_rate": stage.learning_rate,
+            "evals_per_epoch": stage.evals_per_epoch,
+        }
     )
     run = TaskRun(
         task=task,
@@ -512,10 +412,10 @@ def run_stage2(
         model_name=model_name,
         base_dir=stage1_dir,
         inputs_fingerprint=fingerprint(
-            asdict(stage),
+            stage.as_dict(),
             model_fingerprint(stage1_dir),
             augment_fp,
-            logits_meta["teacher_fingerprint"],
+            logits.teacher_fingerprint,
             augmented,
             task.fingerprints,
         ),
@@ -524,8 +424,8 @@ def run_stage2(
     extra = {
         "stage": 2,
         "augmented": augmented,
-        "task_distill": asdict(stage),
-        "teacher_fingerprint": logits_meta["teacher_fingerprint"],
+        "task_distill": stage.as_dict(),
+        "teacher_fingerprint": logits.teacher_fingerprint,
         "stage1_fingerprint": model_fingerprint(stage1_dir),
     }
     return train_on_task(

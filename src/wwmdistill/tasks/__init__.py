@@ -7,7 +7,8 @@
 - `build`: the Arrow splits and `stats.json` (with each split's `[UNK]` rate).
 """
 
-from wwmdistill.tasks.build import build_task, console_echo, open_task
+from wwmdistill.artifacts.task_data import open_task
+from wwmdistill.tasks.build import build_task, console_echo
 from wwmdistill.tasks.registry import (
     IFLYTEK_LABELS,
     NLI_LABELS,

@@ -1,7 +1,7 @@
-"""Write a task's splits as Arrow: capping, `build_task` and `open_task`.
+"""Write a task's splits as Arrow: capping and `build_task`.
 
-Every split becomes `out_dir/{split}.arrow` (stage "task") with the task's fixed label order in
-its metadata, plus `out_dir/stats.json` (rows, drops, repairs, source, carve-out, conversion and
+Every split becomes task data (`wwmdistill.artifacts.task_data`, the task's fixed label order
+in its metadata), plus `out_dir/stats.json` (rows, drops, repairs, source, carve-out, conversion and
 the `[UNK]` rate of each split under the models' tokenizer).
 """
 
@@ -15,9 +15,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard, write_json
+from wwmdistill.arrow_io import fingerprint, write_json
+from wwmdistill.artifacts.task_data import split_path, task_split_writer
 from wwmdistill.kinds import TaskKind, kind_of
 from wwmdistill.tasks.readers import Example, vocabulary_script
 from wwmdistill.tasks.registry import SPLITS, TaskSettings, TaskSpec, get_spec
@@ -104,16 +103,18 @@ def build_task(
     out_dir: str | Path,
     seed: int,
     tokenizer_dir: str | Path | None = None,
+    found: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Read (or download) a task and write `out_dir/{split}.arrow` and `out_dir/stats.json`.
 
     `tokenizer_dir` is the models' tokenizer: it decides whether traditional text is converted
-    and gives every split's `[UNK]` rate; without one neither happens.
+    and gives every split's `[UNK]` rate; without one neither happens. `found`: the files under
+    `data_root` the job's plan found at DAG build (plan_task), None to look for them here.
     """
     spec = get_spec(name)
     settings = TaskSettings.from_config(name, block)
     data_root, download_dir, out_dir = Path(data_root), Path(download_dir), Path(out_dir)
-    plan = plan_task(name, block, data_root)
+    plan = plan_task(name, block, data_root, found)
     log.info("%s", plan.describe())
     tokenizer = None
     if tokenizer_dir is not None:
@@ -148,22 +149,21 @@ def build_task(
                 f"(dropped: {part.summary['dropped']}); check tasks.{name}.splits.{split} "
                 f"and tasks.{name}.max_examples.{split}"
             )
-        meta = {
-            "task": name,
-            "kind": kind.name,
-            "split": split,
-            "labels": list(spec.labels),
-            "pair": spec.pair,
-            "files": part.files,
-            "dropped": part.summary["dropped"],
-            "repaired": part.summary["repaired"],
-            "labelled": part.summary["labelled"],
-            "source": source,
-            "rows_before_cap": len(part.examples),
-        }
-        path = out_dir / f"{split}.arrow"
-        with ArrowShardWriter(
-            path, kind.row_schema, stage="task", fingerprint=fingerprint(task_fp, split), meta=meta
+        with task_split_writer(
+            split_path(out_dir, split),
+            kind.row_schema,
+            fingerprint=fingerprint(task_fp, split),
+            task=name,
+            kind=kind.name,
+            split=split,
+            labels=list(spec.labels),
+            pair=spec.pair,
+            files=part.files,
+            dropped=part.summary["dropped"],
+            repaired=part.summary["repaired"],
+            labelled=part.summary["labelled"],
+            source=source,
+            rows_before_cap=len(part.examples),
         ) as writer:
             for start in range(0, len(examples), _WRITE_BATCH):
                 writer.write(kind.columns(examples[start : start + _WRITE_BATCH]))
@@ -202,7 +202,7 @@ def build_task(
     # A split this config no longer builds must not linger looking current.
     for split in SPLITS:
         if split not in loaded:
-            (out_dir / f"{split}.arrow").unlink(missing_ok=True)
+            split_path(out_dir, split).unlink(missing_ok=True)
     write_json(out_dir / "stats.json", stats)
     return stats
 
@@ -234,9 +234,3 @@ class _Brief(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
         return text
-
-
-def open_task(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
-    """A task split as a table, with its metadata (labels, kind, labelled, ...)."""
-    shard = open_shard(path, stage="task")
-    return shard.read_all(), shard.meta

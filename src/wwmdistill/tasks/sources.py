@@ -180,11 +180,18 @@ def _how_to_provide(spec: TaskSpec, looked_for: Sequence[Path]) -> str:
     )
 
 
-def plan_task(name: str, block: Mapping[str, Any] | None, data_root: str | Path) -> TaskPlan:
+def plan_task(
+    name: str,
+    block: Mapping[str, Any] | None,
+    data_root: str | Path,
+    found: Iterable[str | Path] | None = None,
+) -> TaskPlan:
     """Decide where task `name` reads its splits from (see the module docstring).
 
-    Raises ValueError for a partial set of files under data_root (naming the missing ones) and
-    MissingTaskData when there are no files and nothing to download from.
+    `found` are the files the plan made at DAG build found (the task_data job's inputs): given,
+    the job follows that plan instead of looking under data_root again. Raises ValueError for a
+    partial set of files under data_root (naming the missing ones) and MissingTaskData when
+    there are no files and nothing to download from.
     """
     spec = get_spec(name)
     settings = TaskSettings.from_config(name, block)
@@ -206,11 +213,16 @@ def plan_task(name: str, block: Mapping[str, Any] | None, data_root: str | Path)
     base = Path(data_root) / spec.subdir
     paths = _local_paths(spec, names.values(), base)
     looked_for = [path for group in paths.values() for path in group]
-    missing = {n: [p for p in group if not p.is_file()] for n, group in paths.items()}
+    known = None if found is None else {Path(path) for path in found}
+
+    def exists(path: Path) -> bool:
+        return path.is_file() if known is None else path in known
+
+    missing = {n: [p for p in group if not exists(p)] for n, group in paths.items()}
     missing = {n: group for n, group in missing.items() if group}
     if not missing:
         return TaskPlan(name, "local", names, files=looked_for, looked_for=looked_for)
-    if any(p.is_file() for p in looked_for) or settings.source == "local":
+    if any(exists(p) for p in looked_for) or settings.source == "local":
         raise ValueError(_partial_message(spec, names, base, missing))
     if not downloads:
         raise MissingTaskData(
