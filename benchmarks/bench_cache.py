@@ -33,7 +33,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
 from wwmdistill.artifacts.masked import MASKED_SCHEMA
-from wwmdistill.logits import LogitsSettings, MaskedHeadTeacher, cache_logits
+from wwmdistill.teacher_logits import LogitsSettings, MaskedHeadTeacher, cache_logits
 from wwmdistill.tokenizer import (
     TokenizerSettings,
     load_tokenizer,

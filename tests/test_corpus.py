@@ -17,8 +17,8 @@ from wwmdistill.corpus import (
     normalize_text,
     split_document,
 )
+from wwmdistill.corpus_readers import CorpusFormatError, RawDocument
 from wwmdistill.download import SourceFile, resolve_package_file
-from wwmdistill.readers import CorpusFormatError, RawDocument
 
 
 def _source(path: Path, fmt: str = "lines", max_docs: int | None = None) -> CorpusSource:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from local_http import Server, http_server, tcp_listener
 
+from wwmdistill.corpus_readers import read_documents
 from wwmdistill.download import (
     MAX_REDIRECTS,
     ChecksumError,
@@ -32,7 +33,6 @@ from wwmdistill.download import (
     source_files,
     source_inputs,
 )
-from wwmdistill.readers import read_documents
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from transformers import AutoModelForMaskedLM, BertForMaskedLM
 from wwmdistill.artifacts.logit_cache import StaleCacheError
 from wwmdistill.distill.general import run_general_distillation
 from wwmdistill.distill.student import StudentSettings
-from wwmdistill.logits import LogitsSettings, cache_logits
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
+from wwmdistill.teacher_logits import LogitsSettings, cache_logits
 from wwmdistill.tokenizer import TOKENIZER_FILES
 from wwmdistill.training import NoRowsError
 

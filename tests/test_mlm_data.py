@@ -14,9 +14,9 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
 from wwmdistill.artifacts.logit_cache import StaleCacheError
-from wwmdistill.logits import LogitsSettings, cache_logits
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import load_masked_lm
+from wwmdistill.teacher_logits import LogitsSettings, cache_logits
 
 
 def _key(row: dict) -> tuple:

@@ -12,7 +12,7 @@ from ltp import LTP
 
 from wwmdistill.arrow_io import ArrowShardWriter, fingerprint, open_shard
 from wwmdistill.segment import SegmentationSettings
-from wwmdistill.segment_eval import evaluate_segmenter
+from wwmdistill.segmenter_eval import evaluate_segmenter
 from wwmdistill.segmenter_train import (
     DEV_FILE,
     INFO_FILE,

@@ -145,7 +145,7 @@ def test_library_settings_are_the_config_blocks() -> None:
 
 
 def test_source_formats_are_the_readers() -> None:
-    from wwmdistill.readers import FORMATS
+    from wwmdistill.corpus_readers import FORMATS
 
     assert get_args(SourceSettings.model_fields["format"].annotation) == FORMATS
 

@@ -2,7 +2,7 @@
 
 from wwmdistill.job import job
 from wwmdistill.segment import SegmentationSettings, optional_path
-from wwmdistill.segment_eval import evaluate_segmenter
+from wwmdistill.segmenter_eval import evaluate_segmenter
 
 with job(snakemake.log[0], snakemake.threads):
     evaluate_segmenter(

@@ -6,7 +6,7 @@ from wwmdistill.job import job
 
 with job(snakemake.log[0], snakemake.threads):
     # Imported inside the job: torch sizes its thread pool from OMP_NUM_THREADS when it loads.
-    from wwmdistill.logits import LogitsSettings, cache_logits
+    from wwmdistill.teacher_logits import LogitsSettings, cache_logits
 
     cache_logits(
         Path(snakemake.input.masked),

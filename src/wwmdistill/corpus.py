@@ -26,9 +26,9 @@ import pyarrow.ipc as ipc
 
 from wwmdistill.arrow_io import fingerprint, write_json, writing
 from wwmdistill.artifacts.corpus import CORPUS_SCHEMA, corpus_writer
+from wwmdistill.corpus_readers import RawDocument, read_documents
 from wwmdistill.download import SourceFile
 from wwmdistill.progress import tqdm
-from wwmdistill.readers import RawDocument, read_documents
 from wwmdistill.settings import CorpusSettings
 
 log = logging.getLogger(__name__)

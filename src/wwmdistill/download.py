@@ -34,8 +34,8 @@ from typing import IO, Any
 import zstandard
 
 from wwmdistill.arrow_io import atomic_path, fingerprint, write_json
+from wwmdistill.corpus_readers import FORMATS
 from wwmdistill.progress import tqdm
-from wwmdistill.readers import FORMATS
 from wwmdistill.settings import DEFAULT_MAX_EXTRACT_BYTES, DEFAULT_MAX_EXTRACT_MEMBERS
 
 log = logging.getLogger(__name__)

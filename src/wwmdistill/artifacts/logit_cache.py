@@ -4,8 +4,8 @@ Aligned row for row with its masked shard (checked on opening, not assumed). Per
 `topk_ids` (uint16 when the vocab fits, else int32) and `topk_logits` (float16); optionally
 `logsumexp` over the full vocabulary and the teacher's final `hidden` state. Metadata: the masked
 shard's and the teacher's fingerprints, the layout (top_k, vocab_size, hidden_size, has_logsumexp,
-has_hidden), the row count and the logits settings. Written by `wwmdistill.logits`; read by the
-MLM datasets and general distillation.
+has_hidden), the row count and the logits settings. Written by `wwmdistill.teacher_logits`; read by
+the MLM datasets and general distillation.
 """
 
 from __future__ import annotations

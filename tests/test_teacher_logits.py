@@ -24,8 +24,8 @@ from transformers import BertConfig, BertForMaskedLM
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
 from wwmdistill.artifacts.logit_cache import StaleCacheError, open_logits
 from wwmdistill.artifacts.masked import MASKED_SCHEMA
-from wwmdistill.logits import LogitsSettings, cache_logits
 from wwmdistill.models import ModelMismatchError, model_fingerprint
+from wwmdistill.teacher_logits import LogitsSettings, cache_logits
 
 TOP_K = 16
 SETTINGS = LogitsSettings(top_k=TOP_K, batch_size=2)  # 32-row chunks: several per shard
@@ -193,7 +193,7 @@ def _big_shard(masked: Path, out: Path, repeats: int) -> tuple[Path, int]:
 def _run_script(masked: Path, teacher: Path, out: Path) -> str:
     return (
         "import torch; torch.set_num_threads(1)\n"
-        "from wwmdistill.logits import LogitsSettings, cache_logits\n"
+        "from wwmdistill.teacher_logits import LogitsSettings, cache_logits\n"
         f"cache_logits({str(masked)!r}, {str(teacher)!r}, {str(out)!r}, "
         f"LogitsSettings(top_k={TOP_K}, batch_size=8))\n"
     )

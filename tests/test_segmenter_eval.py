@@ -8,7 +8,7 @@ import pytest
 from test_segmenter_train import peoples_daily, write_corpus
 
 from wwmdistill.segment import SegmentationSettings
-from wwmdistill.segment_eval import evaluate_segmenter, word_prf
+from wwmdistill.segmenter_eval import evaluate_segmenter, word_prf
 from wwmdistill.segmenter_train import is_heldout
 
 
