@@ -1,5 +1,6 @@
 """The table of benchmarks/RESULTS.md "Every task once": each task's eval JSON of a finished run,
-every model's dev score next to the task's baseline, and the job time the task took.
+every model's dev score next to the task's baseline, and the job time the task took (wall and CPU
+seconds of its fine-tuning jobs: on a shared machine the CPU time is the steadier figure).
 
     python benchmarks/task_table.py RUN_DIR
 
@@ -15,15 +16,16 @@ import sys
 from pathlib import Path
 
 
-def job_seconds(run: Path, task: str) -> float:
-    """Wall seconds of the task's jobs that have a benchmark (fine-tunings), summed."""
-    total = 0.0
+def job_seconds(run: Path, task: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of the task's jobs that have a benchmark (fine-tunings), summed."""
+    wall = cpu = 0.0
     for tsv in (run / "results/benchmarks").rglob("*.tsv"):
         if f"/{task}/" in tsv.as_posix() or tsv.stem == task:
             with tsv.open() as handle:
-                rows = list(csv.DictReader(handle, delimiter="\t"))
-            total += float(rows[-1]["s"])
-    return total
+                last = list(csv.DictReader(handle, delimiter="\t"))[-1]
+            wall += float(last["s"])
+            cpu += float(last["cpu_time"])
+    return wall, cpu
 
 
 def main(run: Path) -> None:
@@ -31,7 +33,7 @@ def main(run: Path) -> None:
         json.loads(p.read_text("utf-8")) for p in sorted((run / "results/eval").glob("*.json"))
     ]
     models = [row["model"] for row in tables[0]["rows"]]
-    print(f"| task | metric | baseline | {' | '.join(models)} | fine-tuning jobs |")
+    print(f"| task | metric | baseline | {' | '.join(models)} | fine-tuning jobs (wall, CPU) |")
     print("|---|---|---" + "|---:" * (len(models) + 1) + "|")
     for table in tables:
         metric, baseline = table["metric"], table["baseline"]
@@ -41,11 +43,11 @@ def main(run: Path) -> None:
             for row in table["rows"]
         }
         method = baseline["method"].replace("_", " ")
-        minutes = job_seconds(run, table["task"]) / 60
+        wall, cpu = job_seconds(run, table["task"])
         print(
             f"| {table['task']} | {metric} | {baseline['scores'][metric]:.1f} ({method}) | "
             + " | ".join(cells.get(model, "–") for model in models)
-            + f" | {minutes:.1f} min |"
+            + f" | {wall / 60:.1f} min, {cpu / 60:.1f} min |"
         )
 
 

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 from wwmdistill.config_check import normalise_paths
 from wwmdistill.content import ContentDigests
-from wwmdistill.download import source_inputs
+from wwmdistill.download.sources import source_inputs
 from wwmdistill.kinds import kind_of
 from wwmdistill.tasks import plan_task
 from wwmdistill.tasks.registry import TASKS as REGISTRY

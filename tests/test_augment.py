@@ -10,24 +10,14 @@ import pyarrow as pa
 import pytest
 
 from wwmdistill.arrow_io import ArtifactError, open_shard
-from wwmdistill.augment import (
-    AugmentedExample,
-    Augmenter,
-    AugmentSettings,
-    Slot,
-    TextPlan,
-    align,
-    apply_choices,
-    augment_split,
-    default_n,
-    iter_augmented,
-    load_stopwords,
-    load_synonyms,
-    merge_augmented,
-    slice_rows,
-)
+from wwmdistill.augment.filler import Augmenter
+from wwmdistill.augment.sampling import AugmentedExample, default_n, iter_augmented
+from wwmdistill.augment.slices import augment_split, merge_augmented, slice_rows
+from wwmdistill.augment.slots import Slot, TextPlan, align, apply_choices
+from wwmdistill.augment.words import load_stopwords, load_synonyms
 from wwmdistill.kinds import KINDS
 from wwmdistill.segment import SegmentationSettings, make_segmenter
+from wwmdistill.settings import AugmentSettings
 from wwmdistill.tasks import build_task
 
 CLASSIFICATION = KINDS["classification"]

@@ -18,7 +18,7 @@ from wwmdistill.corpus import (
     split_document,
 )
 from wwmdistill.corpus_readers import CorpusFormatError, RawDocument
-from wwmdistill.download import SourceFile, resolve_package_file
+from wwmdistill.download.sources import SourceFile, resolve_package_file
 
 
 def _source(path: Path, fmt: str = "lines", max_docs: int | None = None) -> CorpusSource:

@@ -17,16 +17,12 @@ import pytest
 from local_http import Server, http_server, tcp_listener
 
 from wwmdistill.corpus_readers import read_documents
-from wwmdistill.download import (
-    MAX_REDIRECTS,
-    ChecksumError,
-    DownloadError,
-    ExtractLimits,
+from wwmdistill.download import ChecksumError, DownloadError, SourceSpecError
+from wwmdistill.download.archives import ExtractLimits, extract_archive
+from wwmdistill.download.http_fetch import MAX_REDIRECTS, fetch_url
+from wwmdistill.download.source_download import download_source
+from wwmdistill.download.sources import (
     SourceFile,
-    SourceSpecError,
-    download_source,
-    extract_archive,
-    fetch_url,
     input_files,
     resolve_local,
     resolve_package_file,

@@ -15,18 +15,15 @@ import pytest
 import torch
 
 from wwmdistill.arrow_io import open_shard
-from wwmdistill.augment import AugmentSettings, augment_split
+from wwmdistill.augment.slices import augment_split
 from wwmdistill.distill.losses import soft_cross_entropy
-from wwmdistill.distill.task import (
-    TaskDistillSettings,
-    cache_task_logits,
-    run_from_arguments,
-    run_stage1,
-    run_stage2,
-)
+from wwmdistill.distill.task_logits import cache_task_logits
+from wwmdistill.distill.task_stage1 import run_stage1
+from wwmdistill.distill.task_stage2 import run_from_arguments, run_stage2
 from wwmdistill.finetune import FinetuneSettings, run_finetune
 from wwmdistill.launch import run_training
 from wwmdistill.segment import SegmentationSettings, make_segmenter
+from wwmdistill.settings import AugmentSettings, TaskDistillSettings
 from wwmdistill.tasks import build_task
 from wwmdistill.tokenizer import TOKENIZER_FILES
 
@@ -191,7 +188,8 @@ def test_stage2_distils_the_prediction_layer_and_keeps_the_best(setup, tmp_path)
 KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from wwmdistill.distill.task import TaskDistillSettings, run_stage2
+from wwmdistill.distill.task_stage2 import run_stage2
+from wwmdistill.settings import TaskDistillSettings
 from wwmdistill.finetune import FinetuneSettings
 paths, distill, finetune, out = json.loads(sys.argv[1])
 out = Path(out)
@@ -231,7 +229,6 @@ def test_stage2_runs_under_torchrun_in_two_processes(setup, tmp_path) -> None:
     """The launch path a `gpu` resource above 1 takes, here with gloo on the CPU."""
     out = tmp_path / "ddp"
     arguments = {
-        "stage": 2,
         "task": "t",
         "task_distill": DISTILL,
         "finetune": FINETUNE,

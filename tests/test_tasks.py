@@ -34,8 +34,8 @@ from wwmdistill.tasks import (
     open_task,
     plan_task,
 )
-from wwmdistill.tasks.readers import t2s_character_pairs, vocabulary_script
 from wwmdistill.tasks.registry import FINETUNE_RECIPES, finetune_recipe
+from wwmdistill.tasks.script import t2s_character_pairs, vocabulary_script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -933,3 +933,16 @@ def test_readme_recipe_table_is_the_registrys() -> None:
         recipe = finetune_recipe(name, generic)
         values = (recipe[key] for key in ("learning_rate", "batch_size", "epochs", "max_seq_len"))
         assert cell == ", ".join(f"{value:g}".replace("e-0", "e-") for value in values), name
+
+
+def test_dag_build_imports_stay_light() -> None:
+    # rules/common.smk imports these at every DAG build: no torch, transformers or datasets.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wwmdistill.download.sources, wwmdistill.tasks; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from wwmdistill.download import resolve_package_file
+from wwmdistill.download.sources import resolve_package_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

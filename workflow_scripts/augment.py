@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from wwmdistill.augment import AugmentSettings, augment_split
+from wwmdistill.augment.slices import augment_split
 from wwmdistill.job import job
 from wwmdistill.segment import SegmentationSettings, make_segmenter
+from wwmdistill.settings import AugmentSettings
 
 task = snakemake.wildcards.task
 settings = AugmentSettings.from_config(dict(snakemake.params.augment), f"tasks.{task}.augment")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wwmdistill.augment import merge_augmented
+from wwmdistill.augment.slices import merge_augmented
 from wwmdistill.job import job
 
 with job(snakemake.log[0], snakemake.threads):

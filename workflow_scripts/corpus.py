@@ -4,7 +4,7 @@ from pathlib import Path
 
 from wwmdistill.arrow_io import fingerprint
 from wwmdistill.corpus import CorpusSettings, CorpusSource, build_corpus
-from wwmdistill.download import input_files
+from wwmdistill.download.sources import input_files
 from wwmdistill.job import job
 
 with job(snakemake.log[0], snakemake.threads):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wwmdistill.download import download_source
+from wwmdistill.download.source_download import download_source
 from wwmdistill.job import job
 
 with job(snakemake.log[0], snakemake.threads):

@@ -4,14 +4,13 @@ The training runs here, or under torchrun (gpus or processes above 1) or srun + 
 (nodes above 1): wwmdistill.launch.
 """
 
-from wwmdistill.distill.task import run_from_arguments
+from wwmdistill.distill.task_stage1 import run_from_arguments
 from wwmdistill.job import job
 from wwmdistill.launch import launch_job
 
 task = snakemake.wildcards.task
 augmented = list(snakemake.input.augmented)
 arguments = {
-    "stage": 1,
     "task": task,
     "task_distill": dict(snakemake.params.task_distill),
     "finetune": dict(snakemake.params.finetune),

@@ -4,13 +4,12 @@ The training runs here, or under torchrun (gpus or processes above 1) or srun + 
 (nodes above 1): wwmdistill.launch.
 """
 
-from wwmdistill.distill.task import run_from_arguments
+from wwmdistill.distill.task_stage2 import run_from_arguments
 from wwmdistill.job import job
 from wwmdistill.launch import launch_job
 
 task, variant = snakemake.wildcards.task, snakemake.wildcards.variant
 arguments = {
-    "stage": 2,
     "task": task,
     "task_distill": dict(snakemake.params.task_distill),
     "finetune": dict(snakemake.params.finetune),

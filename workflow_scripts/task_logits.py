@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wwmdistill.distill.task import cache_task_logits
+from wwmdistill.distill.task_logits import cache_task_logits
 from wwmdistill.finetune import FinetuneSettings
 from wwmdistill.job import job
 

@@ -27,7 +27,7 @@ import pyarrow.ipc as ipc
 from wwmdistill.arrow_io import fingerprint, write_json, writing
 from wwmdistill.artifacts.corpus import CORPUS_SCHEMA, corpus_writer
 from wwmdistill.corpus_readers import RawDocument, read_documents
-from wwmdistill.download import SourceFile
+from wwmdistill.download.sources import SourceFile
 from wwmdistill.progress import tqdm
 from wwmdistill.settings import CorpusSettings
 

@@ -132,6 +132,67 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
+def _row_entry(
+    row: EvalRow,
+    task: TaskData,
+    metric: str,
+    dev_ids: list[str],
+    seq_len: int,
+    speed: SpeedSettings,
+    bench: Mapping[str, Path] | None,
+) -> dict[str, Any]:
+    """One model's entry: its scores per seed, max and mean, predicted classes, size, speed."""
+    name, kind = task.name, task.kind
+    names = list(kind.metrics)
+    per_seed, model_dirs, row_metric = _scores(row, name)
+    if row_metric != metric:
+        raise ArtifactError(f"{row.model} on {name}: scored with {row_metric}, not {metric}")
+    classes = (
+        {
+            str(seed): predicted_classes(Path(directory) / kind.dev_predictions_file, dev_ids)
+            for seed, directory in sorted(row.predictions.items())
+        }
+        if kind.predicts_classes
+        else None
+    )
+    measured = _speed(model_dirs[0], kind, seq_len, speed)
+    entry = {
+        "model": row.model,
+        "stage": row.stage,
+        "base": row.base,
+        "scores": per_seed,
+        "max": {n: max(s[n] for s in per_seed.values()) for n in names},
+        "mean": {n: statistics.fmean(s[n] for s in per_seed.values()) for n in names},
+        "predicted_classes": classes,
+        "single_class": None if classes is None else min(classes.values()) == 1,
+        "parameters": measured.pop("parameters"),
+        "size_mb": model_size_mb(model_dirs[0]),
+        "speed": measured,
+        "bench": _bench(bench, row.base),
+    }
+    log.info("%s on %s: mean %s, speed %s", row.model, name, entry["mean"], measured)
+    if entry["single_class"]:
+        log.warning("%s on %s predicts one class on dev: %s", row.model, name, classes)
+    return entry
+
+
+def _relative_to_teacher(
+    table: list[dict[str, Any]], baseline: dict[str, Any], metric: str, names: list[str]
+) -> None:
+    """Add each entry's (and the baseline's) ratios to the teacher and margin over the baseline."""
+    teacher = next(r for r in table if r["model"] == "teacher")
+    baseline["relative"] = {"score": _ratio(baseline["scores"][metric], teacher["mean"][metric])}
+    for entry in table:
+        cpu, teacher_cpu = entry["speed"]["cpu"], teacher["speed"]["cpu"]
+        entry["relative"] = {
+            "score": _ratio(entry["mean"][metric], teacher["mean"][metric]),
+            "throughput": _ratio(cpu["throughput_b16"], teacher_cpu["throughput_b16"]),
+            "latency_speedup": _ratio(teacher_cpu["latency_ms_b1"], cpu["latency_ms_b1"]),
+            "parameters": _ratio(entry["parameters"], teacher["parameters"]),
+        }
+        entry["margin"] = {n: entry["mean"][n] - baseline["scores"][n] for n in names}
+
+
 def build_eval(
     task: TaskData,
     rows: Sequence[EvalRow],
@@ -155,50 +216,8 @@ def build_eval(
     metric, names = kind.primary_metric, list(kind.metrics)
     baseline = baseline_scores(task)
     dev_ids = [str(i) for i in task.splits["dev"].column("id").to_pylist()]
-    table = []
-    for row in rows:
-        per_seed, model_dirs, row_metric = _scores(row, name)
-        if row_metric != metric:
-            raise ArtifactError(f"{row.model} on {name}: scored with {row_metric}, not {metric}")
-        classes = (
-            {
-                str(seed): predicted_classes(Path(directory) / kind.dev_predictions_file, dev_ids)
-                for seed, directory in sorted(row.predictions.items())
-            }
-            if kind.predicts_classes
-            else None
-        )
-        measured = _speed(model_dirs[0], kind, seq_len, speed)
-        table.append(
-            {
-                "model": row.model,
-                "stage": row.stage,
-                "base": row.base,
-                "scores": per_seed,
-                "max": {n: max(s[n] for s in per_seed.values()) for n in names},
-                "mean": {n: statistics.fmean(s[n] for s in per_seed.values()) for n in names},
-                "predicted_classes": classes,
-                "single_class": None if classes is None else min(classes.values()) == 1,
-                "parameters": measured.pop("parameters"),
-                "size_mb": model_size_mb(model_dirs[0]),
-                "speed": measured,
-                "bench": _bench(bench, row.base),
-            }
-        )
-        log.info("%s on %s: mean %s, speed %s", row.model, name, table[-1]["mean"], measured)
-        if table[-1]["single_class"]:
-            log.warning("%s on %s predicts one class on dev: %s", row.model, name, classes)
-    teacher = next(r for r in table if r["model"] == "teacher")
-    baseline["relative"] = {"score": _ratio(baseline["scores"][metric], teacher["mean"][metric])}
-    for entry in table:
-        cpu, teacher_cpu = entry["speed"]["cpu"], teacher["speed"]["cpu"]
-        entry["relative"] = {
-            "score": _ratio(entry["mean"][metric], teacher["mean"][metric]),
-            "throughput": _ratio(cpu["throughput_b16"], teacher_cpu["throughput_b16"]),
-            "latency_speedup": _ratio(teacher_cpu["latency_ms_b1"], cpu["latency_ms_b1"]),
-            "parameters": _ratio(entry["parameters"], teacher["parameters"]),
-        }
-        entry["margin"] = {n: entry["mean"][n] - baseline["scores"][n] for n in names}
+    table = [_row_entry(row, task, metric, dev_ids, seq_len, speed, bench) for row in rows]
+    _relative_to_teacher(table, baseline, metric, names)
     result = {
         "task": name,
         "kind": kind.name,

@@ -35,6 +35,7 @@ from wwmdistill.training import (
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class TaskData:
     """A task's splits as read from results/tasks/{task}/."""
@@ -185,28 +186,7 @@ def train_on_task(
     dev = _Predictor(task, "dev", run.tokenizer, settings)
     max_steps, eval_steps = _schedule(len(run.train), settings, world_size)
     metric = task.kind.primary_metric
-    training = TrainingSettings(
-        max_steps=max_steps,
-        batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        warmup_ratio=settings.warmup_ratio,
-        weight_decay=settings.weight_decay,
-        save_steps=eval_steps,
-        logging_steps=settings.logging_steps,
-        precision=settings.precision,
-        processes=settings.processes,
-    )
-    args = training_arguments(
-        training,
-        checkpoint_dir,
-        run.seed,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        per_device_eval_batch_size=settings.eval_batch_size,
-        load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=True,
-    )
+    args = _training_args(settings, checkpoint_dir, run.seed, max_steps, eval_steps, metric)
     run_fp = run_fingerprint(settings.as_dict(), run.inputs_fingerprint, run.seed)
     resume = resume_checkpoint(Path(checkpoint_dir), run_fp, args)
     trainer = _trainer_class(dev, run.trainer_base or Trainer)(
@@ -218,17 +198,10 @@ def train_on_task(
         callbacks=[*(callbacks or []), heartbeat_callback()],
         **(run.trainer_kwargs or {}),
     )
-    if state := finished_state(resume, max_steps):
-        trainer.state = state
-        trainer.model = _load_model(Path(state.best_model_checkpoint or resume), task)
-        trainer.model_wrapped = trainer.model
-    else:
-        if resume:
-            log.info("resuming %s on %s from %s", run.model_name, task.name, resume)
-        trainer.train(resume_from_checkpoint=resume)
+    _train_to_best(trainer, run, resume, max_steps)
     dev_predicted = dev.predictions(trainer.predict(dev.dataset).predictions)
     dev_scores = dev.scores(dev_predicted)
-    test = None
+    test_predicted = None
     if "test" in task.splits and not task.labelled["test"]:
         test = _Predictor(task, "test", run.tokenizer, settings)
         test_predicted = test.predictions(trainer.predict(test.dataset).predictions)
@@ -258,11 +231,74 @@ def train_on_task(
         trainer.model.save_pretrained(tmp)
         copy_tokenizer_files(run.base_dir, tmp)
         write_json(tmp / "metrics.json", metrics)
+    _write_predictions(predictions_dir, run, out_dir, dev_predicted, test_predicted, dev_scores)
+    log.info("%s on %s (seed %d): dev %s", run.model_name, task.name, run.seed, dev_scores)
+    return metrics
+
+
+def _training_args(
+    settings: FinetuneSettings,
+    checkpoint_dir: Path,
+    seed: int,
+    max_steps: int,
+    eval_steps: int,
+    metric: str,
+) -> Any:
+    """The Trainer's arguments: evaluate and checkpoint every `eval_steps`, keep the best by
+    `metric`."""
+    training = TrainingSettings(
+        max_steps=max_steps,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_ratio=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        save_steps=eval_steps,
+        logging_steps=settings.logging_steps,
+        precision=settings.precision,
+        processes=settings.processes,
+    )
+    return training_arguments(
+        training,
+        checkpoint_dir,
+        seed,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+    )
+
+
+def _train_to_best(trainer: Any, run: TaskRun, resume: str | None, max_steps: int) -> None:
+    """Train (resuming from `resume`) and end on the best dev checkpoint; a run that already
+    finished loads that checkpoint instead of training again."""
+    if state := finished_state(resume, max_steps):
+        trainer.state = state
+        trainer.model = _load_model(Path(state.best_model_checkpoint or resume), run.task)
+        trainer.model_wrapped = trainer.model
+    else:
+        if resume:
+            log.info("resuming %s on %s from %s", run.model_name, run.task.name, resume)
+        trainer.train(resume_from_checkpoint=resume)
+
+
+def _write_predictions(
+    predictions_dir: Path,
+    run: TaskRun,
+    out_dir: Path,
+    dev_predicted: dict[str, Any],
+    test_predicted: dict[str, Any] | None,
+    dev_scores: dict[str, float],
+) -> None:
+    """`predictions_dir`: dev predictions in the official format, CLUE submission files for an
+    unlabelled test split, and scores.json."""
+    task = run.task
     with atomic_dir(predictions_dir) as tmp:
         task.kind.write_predictions(
             tmp, task.name, task.labels, "dev", dev_predicted, submission=False
         )
-        if test is not None:
+        if test_predicted is not None:
             task.kind.write_predictions(
                 tmp, task.name, task.labels, "test", test_predicted, submission=True
             )
@@ -273,13 +309,11 @@ def train_on_task(
                 "model": run.model_name,
                 "seed": run.seed,
                 "dev": dev_scores,
-                "metric": metric,
+                "metric": task.kind.primary_metric,
                 "model_dir": str(out_dir),
                 "size_mb": sum(p.stat().st_size for p in weight_files(out_dir)) / 2**20,
             },
         )
-    log.info("%s on %s (seed %d): dev %s", run.model_name, task.name, run.seed, dev_scores)
-    return metrics
 
 
 def load_task_model(model_dir: Path, task: TaskData, settings: FinetuneSettings, where: str):

@@ -124,6 +124,65 @@ def _global_word_ends(
     return ends + char_base[doc_of_end]
 
 
+def _tokenise(texts: list[str], backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's token ids and their character starts, flattened over the documents, and the
+    number of tokens of each document."""
+    n_docs = len(texts)
+    encodings = backend.encode_batch(texts, add_special_tokens=False)
+    n_tok_doc = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n_docs)
+    n = int(n_tok_doc.sum())
+    # chain.from_iterable flattens in C: no Python bytecode runs per token.
+    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int32, count=n)
+    spans = np.fromiter(
+        chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
+        dtype=np.int64,
+        count=2 * n,
+    )
+    return ids, spans[0::2], n_tok_doc
+
+
+def _sentence_starts(texts: list[str], gstart: np.ndarray, doc_first: np.ndarray) -> np.ndarray:
+    """Which tokens start a sentence, from their global character starts `gstart`.
+
+    A new sentence starts after a sentence-end character (between the previous token's start
+    and this token's), unless this token itself is end punctuation or a closing quote; every
+    document's first token starts one.
+    """
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    end_count = np.concatenate([[0], np.cumsum(np.isin(codes, _END_CODES))])
+    no_start = np.isin(codes, _NO_START_CODES)
+    new_sentence = doc_first.copy()
+    if gstart.size > 1:
+        ended = end_count[gstart[1:]] - end_count[gstart[:-1]] > 0
+        new_sentence[1:] |= ended & ~no_start[gstart[1:]]
+    return new_sentence
+
+
+def _pack(seg_first: np.ndarray, doc_first: np.ndarray, limit: int) -> np.ndarray:
+    """The first token of every instance: packing units (starting at `seg_first`) taken greedily
+    while at most `limit` tokens fit, never across a document.
+
+    Greedy packing as pointer chasing: an instance starting at segment s ends before next[s]
+    (the first segment that would overflow, or the document's end). Instance starts are the
+    segments reachable from each document's first segment; pointer doubling finds them all in
+    log2(instances per document) vectorised passes.
+    """
+    n_seg = seg_first.size
+    seg_end = np.append(seg_first[1:], doc_first.size)
+    doc_first_seg = np.flatnonzero(doc_first[seg_first])
+    doc_end_seg = np.append(doc_first_seg[1:], n_seg)[
+        np.searchsorted(doc_first_seg, np.arange(n_seg), side="right") - 1
+    ]
+    nxt = np.minimum(np.searchsorted(seg_end, seg_first + limit, side="right"), doc_end_seg)
+    jump = np.append(nxt, n_seg)
+    reach = np.zeros(n_seg + 1, dtype=bool)
+    reach[doc_first_seg] = True
+    while not np.all(jump == n_seg):
+        reach[jump[reach]] = True
+        jump = jump[jump]
+    return seg_first[np.flatnonzero(reach[:n_seg])]
+
+
 def build_instances(
     texts: list[str],
     word_ends: pa.ListArray,
@@ -137,19 +196,9 @@ def build_instances(
 ) -> _Instances:
     """Tokenise a batch of documents, map tokens to words and pack sentences into instances."""
     limit = max_seq_len - 2
-    n_docs = len(texts)
-    encodings = backend.encode_batch(texts, add_special_tokens=False)
-    n_tok_doc = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n_docs)
-    n = int(n_tok_doc.sum())
-    # chain.from_iterable flattens in C: no Python bytecode runs per token.
-    ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int32, count=n)
-    spans = np.fromiter(
-        chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
-        dtype=np.int64,
-        count=2 * n,
-    )
-    starts = spans[0::2]
-    doc_of_tok = np.repeat(np.arange(n_docs), n_tok_doc)
+    ids, starts, n_tok_doc = _tokenise(texts, backend)
+    n = ids.size
+    doc_of_tok = np.repeat(np.arange(len(texts)), n_tok_doc)
 
     # Global character coordinates: documents laid end to end, so one searchsorted maps all
     # tokens of the batch to their words.
@@ -162,15 +211,7 @@ def build_instances(
     doc_first = np.zeros(n, dtype=bool)
     doc_first[np.cumsum(n_tok_doc)[n_tok_doc > 0] - n_tok_doc[n_tok_doc > 0]] = True
 
-    # Sentences: a new one starts after a sentence-end character (between the previous token's
-    # start and this token's), unless this token itself is end punctuation or a closing quote.
-    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
-    end_count = np.concatenate([[0], np.cumsum(np.isin(codes, _END_CODES))])
-    no_start = np.isin(codes, _NO_START_CODES)
-    new_sentence = doc_first.copy()
-    if n > 1:
-        ended = end_count[gstart[1:]] - end_count[gstart[:-1]] > 0
-        new_sentence[1:] |= ended & ~no_start[gstart[1:]]
+    new_sentence = _sentence_starts(texts, gstart, doc_first)
     sentence = np.cumsum(new_sentence) - 1
     long_sentence = (np.bincount(sentence) > limit)[sentence]
 
@@ -185,25 +226,7 @@ def build_instances(
     # word over the limit into limit-sized pieces.
     seg_first_mask = new_sentence | (long_sentence & word_first)
     seg_first_mask |= long_word & (pos_in_word % limit == 0)
-    seg_first = np.flatnonzero(seg_first_mask)
-    n_seg = seg_first.size
-    seg_end = np.append(seg_first[1:], n)
-    # Greedy packing as pointer chasing: an instance starting at segment s ends before next[s]
-    # (the first segment that would overflow, or the document's end). Instance starts are the
-    # segments reachable from each document's first segment; pointer doubling finds them all in
-    # log2(instances per document) vectorised passes.
-    doc_first_seg = np.flatnonzero(doc_first[seg_first])
-    doc_end_seg = np.append(doc_first_seg[1:], n_seg)[
-        np.searchsorted(doc_first_seg, np.arange(n_seg), side="right") - 1
-    ]
-    nxt = np.minimum(np.searchsorted(seg_end, seg_first + limit, side="right"), doc_end_seg)
-    jump = np.append(nxt, n_seg)
-    reach = np.zeros(n_seg + 1, dtype=bool)
-    reach[doc_first_seg] = True
-    while not np.all(jump == n_seg):
-        reach[jump[reach]] = True
-        jump = jump[jump]
-    inst_start = seg_first[np.flatnonzero(reach[:n_seg])]
+    inst_start = _pack(np.flatnonzero(seg_first_mask), doc_first, limit)
     inst_len = np.diff(np.append(inst_start, n))
     n_inst = inst_start.size
 
@@ -309,6 +332,21 @@ def _doc_batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
+# The counts mask_shard's statistics start with, in the order they are reported.
+_COUNTS = (
+    "documents",
+    "instances",
+    "rows",
+    "tokens",
+    "masked_tokens",
+    "mask_token",
+    "random_token",
+    "kept_token",
+    "budget",
+    "unk_tokens",
+)
+
+
 def mask_shard(
     segmented_shard: Path,
     tokenizer_dir: Path,
@@ -334,21 +372,7 @@ def mask_shard(
     tok_fp = tokenizer_fingerprint(tokenizer_dir)
     settings_dict = settings.as_dict()
     fp = fingerprint(settings_dict, seed, shard_index, source.fingerprint, tok_fp)
-    stats = dict.fromkeys(
-        (
-            "documents",
-            "instances",
-            "rows",
-            "tokens",
-            "masked_tokens",
-            "mask_token",
-            "random_token",
-            "kept_token",
-            "budget",
-            "unk_tokens",
-        ),
-        0,
-    )
+    stats = dict.fromkeys(_COUNTS, 0)
     n_batches = math.ceil(source.num_rows / settings.batch_docs)
     with masked_writer(
         out_path,
@@ -375,9 +399,8 @@ def mask_shard(
                 doc_ids=doc_ids.to_pylist(),
                 batch_index=b,
             )
-            n_rows = inst.row_offsets.size - 1
             stats["documents"] += batch.num_rows
-            stats["instances"] += n_rows
+            stats["instances"] += inst.row_offsets.size - 1
             if tok.unk_token_id is not None:
                 stats["unk_tokens"] += int(np.sum(inst.input_ids == tok.unk_token_id))
             row_doc_ids = doc_ids.take(pa.array(inst.doc_rows))
@@ -386,27 +409,36 @@ def mask_shard(
                 m = mask_instances(
                     inst, settings, rng, mask_id=tok.mask_token_id, replacement_ids=replacement
                 )
-                mask_offsets = np.concatenate([[0], np.cumsum(m.counts)])
-                w.write(
-                    pa.RecordBatch.from_arrays(
-                        [
-                            _list_array(inst.row_offsets, m.input_ids, pa.int32()),
-                            _list_array(mask_offsets, m.positions, pa.int16()),
-                            _list_array(mask_offsets, m.labels, pa.int32()),
-                            row_doc_ids,
-                            pa.array(np.full(n_rows, dupe, dtype=np.int8)),
-                        ],
-                        schema=MASKED_SCHEMA,
-                    )
-                )
-                stats["rows"] += n_rows
-                stats["tokens"] += int(inst.input_ids.size)
-                stats["masked_tokens"] += int(m.labels.size)
-                stats["mask_token"] += m.n_mask
-                stats["random_token"] += m.n_random
-                stats["kept_token"] += int(m.labels.size) - m.n_mask - m.n_random
-                stats["budget"] += m.budget
+                w.write(_masked_batch(inst, m, row_doc_ids, dupe))
+                _count_copy(stats, inst, m)
     stats["masked_fraction"] = stats["masked_tokens"] / max(stats["tokens"], 1)
     stats["budget_filled"] = stats["masked_tokens"] / max(stats["budget"], 1)
     log.info("masked %s -> %s: %s", segmented_shard, out_path, stats)
     return stats
+
+
+def _masked_batch(inst: _Instances, m: _Masked, row_doc_ids: pa.Array, dupe: int) -> pa.RecordBatch:
+    """One masked copy of a batch's instances as masked-shard rows."""
+    n_rows = inst.row_offsets.size - 1
+    mask_offsets = np.concatenate([[0], np.cumsum(m.counts)])
+    return pa.RecordBatch.from_arrays(
+        [
+            _list_array(inst.row_offsets, m.input_ids, pa.int32()),
+            _list_array(mask_offsets, m.positions, pa.int16()),
+            _list_array(mask_offsets, m.labels, pa.int32()),
+            row_doc_ids,
+            pa.array(np.full(n_rows, dupe, dtype=np.int8)),
+        ],
+        schema=MASKED_SCHEMA,
+    )
+
+
+def _count_copy(stats: dict[str, Any], inst: _Instances, m: _Masked) -> None:
+    """Add one masked copy's rows, tokens and masking outcomes to `stats`."""
+    stats["rows"] += inst.row_offsets.size - 1
+    stats["tokens"] += int(inst.input_ids.size)
+    stats["masked_tokens"] += int(m.labels.size)
+    stats["mask_token"] += m.n_mask
+    stats["random_token"] += m.n_random
+    stats["kept_token"] += int(m.labels.size) - m.n_mask - m.n_random
+    stats["budget"] += m.budget

@@ -160,6 +160,30 @@ def train_mlm(
     return model, _train_info(trainer.state, resume)
 
 
+def _starting_model(
+    settings: TeacherSettings, tokenizer_dir: Path, max_len: int, seed: int, fetch_dir: Path
+) -> tuple[Any, str, int]:
+    """The model training starts from, its fingerprint, and the MLM steps it gets: a fresh one
+    for `source: scratch`, else the pretrained one (fetched into `fetch_dir`) and its
+    adaptation steps."""
+    if settings.source == "scratch":
+        model = _scratch_model(settings.scratch, tokenizer_dir, max_len, seed)
+        return model, fingerprint(model.config.to_dict()), settings.training.max_steps
+    model_dir = _fetch_pretrained(settings.source, settings.revision, fetch_dir)
+    trusted = settings.trust_remote_code
+    refuse_remote_code(model_dir, trusted, "teacher.trust_remote_code")
+    check_vocab(model_dir, tokenizer_dir, trust_remote_code=trusted)
+    source_fp = model_fingerprint(model_dir)
+    model = load_masked_lm(model_dir, trust_remote_code=trusted)
+    if model.config.max_position_embeddings < max_len:
+        raise ValueError(
+            f"teacher.source {settings.source}: max_position_embeddings "
+            f"{model.config.max_position_embeddings} < the masked shards' max_seq_len "
+            f"{max_len}"
+        )
+    return model, source_fp, settings.adapt_steps
+
+
 def build_teacher(
     settings: TeacherSettings,
     train_paths: list[Path],
@@ -184,24 +208,9 @@ def build_teacher(
     data_fp = [open_masked(p).fingerprint for p in train_paths]
     train_info: dict[str, Any] = {"steps": 0, "resumed_from": None, "final_train_loss": None}
     with tempfile.TemporaryDirectory(prefix="wwmdistill-teacher-") as fetch_dir:
-        if settings.source == "scratch":
-            model = _scratch_model(settings.scratch, tokenizer_dir, max_len, seed)
-            source_fp = fingerprint(model.config.to_dict())
-            steps = settings.training.max_steps
-        else:
-            model_dir = _fetch_pretrained(settings.source, settings.revision, Path(fetch_dir))
-            trusted = settings.trust_remote_code
-            refuse_remote_code(model_dir, trusted, "teacher.trust_remote_code")
-            check_vocab(model_dir, tokenizer_dir, trust_remote_code=trusted)
-            source_fp = model_fingerprint(model_dir)
-            model = load_masked_lm(model_dir, trust_remote_code=trusted)
-            if model.config.max_position_embeddings < max_len:
-                raise ValueError(
-                    f"teacher.source {settings.source}: max_position_embeddings "
-                    f"{model.config.max_position_embeddings} < the masked shards' max_seq_len "
-                    f"{max_len}"
-                )
-            steps = settings.adapt_steps
+        model, source_fp, steps = _starting_model(
+            settings, tokenizer_dir, max_len, seed, Path(fetch_dir)
+        )
         if steps > 0:
             run_fp = run_fingerprint(settings.as_dict(), source_fp, data_fp, seed)
             model, train_info = train_mlm(

@@ -4,7 +4,7 @@ The columns are the task kind's (`TaskKind.logits_schema` in `wwmdistill.kinds`)
 training feature (span QA: per window); this module owns the file: stage, metadata keys (task,
 kind, the augmented data's, teacher's and tokenizer's fingerprints, the fine-tuning settings the
 features were made with, the row count), its fingerprint (of that metadata), writer and reader.
-Written and read by `wwmdistill.distill.task`.
+Written by `wwmdistill.distill.task_logits`, read by `wwmdistill.distill.task_stage2`.
 """
 
 from __future__ import annotations

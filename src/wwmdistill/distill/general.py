@@ -1,6 +1,7 @@
 """General (task-agnostic) distillation of a masked-LM student on the transformers Trainer.
 
-Two modes share one loss module (`DistillationModel`: the student plus learned projections):
+Two modes share one loss module (`DistillationModel` in `general_loss`: the student plus learned
+projections):
 - cached: the teacher is not loaded; KD reads its top-k logits (and logsumexp) from the logit
   cache, cosine its cached final hidden states; plus the MLM loss (DistilBERT, seed 000);
 - online: the frozen teacher runs on the same batch; KD is exact over the full vocabulary, and
@@ -21,7 +22,8 @@ from typing import Any
 
 import safetensors.torch
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+from torch.utils.data import IterableDataset
 from transformers import (
     PreTrainedModel,
     Trainer,
@@ -40,22 +42,14 @@ from wwmdistill.artifacts.logit_cache import (
 )
 from wwmdistill.artifacts.masked import STAGE as MASKED_STAGE
 from wwmdistill.artifacts.masked import open_masked
+from wwmdistill.distill.general_loss import PER_POSITION, DistillationModel, head_name
 from wwmdistill.distill.layers import AttentionCapture, layer_mapping
-from wwmdistill.distill.losses import (
-    attention_score_mse,
-    cosine_loss,
-    hidden_mse,
-    mlm_loss,
-    relation_kl,
-    topk_kd_loss,
-)
 from wwmdistill.distill.student import StudentSettings, init_student
 from wwmdistill.mlm_data import MaskedLMCollator, masked_dataset, mlm_eval
 from wwmdistill.models import (
     check_vocab,
     count_parameters,
     load_masked_lm,
-    mlm_head,
     model_fingerprint,
 )
 from wwmdistill.progress import heartbeat_callback
@@ -70,129 +64,6 @@ from wwmdistill.training import (
 )
 
 log = logging.getLogger(__name__)
-
-# Losses that are means over masked positions (the others are over tokens or heads).
-PER_POSITION = ("kd", "mlm", "cos")
-
-
-def _head_name(model: PreTrainedModel) -> str:
-    head = mlm_head(model)
-    return next(name for name, child in model.named_children() if child is head)
-
-
-class DistillationModel(nn.Module):
-    """The student and the learned student->teacher width projections, as one trainable module.
-
-    `forward` takes a collated batch (plus, online, the teacher's targets already mapped onto the
-    student's layers) and returns each unweighted loss component, a mean over this batch.
-    """
-
-    # Makes the Trainer count the masked positions of each whole optimizer step (all
-    # accumulated micro-batches, all processes): `DistillationTrainer.compute_loss` uses it.
-    accepts_loss_kwargs = True
-
-    def __init__(
-        self,
-        student: PreTrainedModel,
-        settings: StudentSettings,
-        teacher_hidden_size: int,
-        relation_heads: int,
-    ) -> None:
-        super().__init__()
-        self.student = student
-        self.settings = settings
-        self.relation_heads = relation_heads
-        # The head is reached by name: registering it twice would duplicate its parameters.
-        self._head = _head_name(student)
-        width, weights = student.config.hidden_size, settings.weights
-        n_layers = student.config.num_hidden_layers
-
-        def projection(used: bool) -> nn.Linear | None:
-            return (
-                nn.Linear(width, teacher_hidden_size)
-                if used and width != teacher_hidden_size
-                else None
-            )
-
-        self.cos_projection = projection(weights.cos > 0)
-        self.embedding_projection = projection(weights.embedding > 0)
-        # TextBrewer style: one projection per matched hidden state.
-        hidden = [projection(weights.hidden > 0) for _ in range(n_layers)]
-        self.hidden_projections = nn.ModuleList(hidden) if hidden[0] is not None else None
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        labels: Tensor,
-        mask_index: Tensor,
-        teacher_topk_ids: Tensor | None = None,
-        teacher_topk_logits: Tensor | None = None,
-        teacher_logsumexp: Tensor | None = None,
-        teacher_hidden: Tensor | None = None,
-        teacher: dict[str, Any] | None = None,
-    ) -> dict[str, Tensor]:
-        settings, weights = self.settings, self.settings.weights
-        with_states = weights.hidden > 0 or weights.embedding > 0
-        capture = AttentionCapture(self.student) if weights.attention or weights.relation else None
-        with capture or contextlib.nullcontext():
-            out = self.student.base_model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                output_hidden_states=with_states,
-                return_dict=True,
-            )
-        rows, cols = mask_index.unbind(1)
-        masked_hidden = out.last_hidden_state[rows, cols]
-        parts: dict[str, Tensor] = {}
-        if weights.kd > 0 or weights.mlm > 0:
-            logits = getattr(self.student, self._head)(masked_hidden)
-            if weights.mlm > 0:
-                parts["mlm"] = mlm_loss(logits, labels[rows, cols])
-            if weights.kd > 0:
-                if teacher is None:
-                    ids, target, lse = teacher_topk_ids, teacher_topk_logits, teacher_logsumexp
-                else:
-                    # Every vocabulary id, in order: exact KD (no tail), without materialising.
-                    target, lse = teacher["logits"], None
-                    ids = torch.arange(target.shape[1], device=target.device).expand_as(target)
-                parts["kd"] = topk_kd_loss(
-                    logits,
-                    ids,
-                    target,
-                    temperature=settings.temperature,
-                    logsumexp=lse,
-                    kind=settings.kd,
-                    t2_scaling=settings.t2_scaling,
-                )
-        if weights.cos > 0:
-            target = teacher_hidden if teacher is None else teacher["hidden"]
-            parts["cos"] = cosine_loss(masked_hidden, target, self.cos_projection)
-        if weights.attention > 0:
-            scores = [capture.scores(i) for i in range(len(capture))]
-            parts["attention"] = attention_score_mse(scores, teacher["attention"], attention_mask)
-        if weights.embedding > 0:
-            parts["embedding"] = hidden_mse(
-                [out.hidden_states[0]],
-                [teacher["states"][0]],
-                None if self.embedding_projection is None else [self.embedding_projection],
-                attention_mask,
-            )
-        if weights.hidden > 0:
-            parts["hidden"] = hidden_mse(
-                list(out.hidden_states[1:]),
-                teacher["states"][1:],
-                self.hidden_projections,
-                attention_mask,
-            )
-        if weights.relation > 0:
-            parts["relation"] = relation_kl(
-                capture.qkv(len(capture) - 1),
-                teacher["relation_qkv"],
-                attention_mask,
-                self.relation_heads,
-            )
-        return parts
 
 
 class DistillationTrainer(Trainer):
@@ -216,7 +87,7 @@ class DistillationTrainer(Trainer):
         self.teacher = None
         if teacher is not None:
             self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
-            self._teacher_head = _head_name(teacher)
+            self._teacher_head = head_name(teacher)
             student = self.model.student
             n_teacher = teacher.config.num_hidden_layers
             n_student = student.config.num_hidden_layers
@@ -372,37 +243,20 @@ def run_general_distillation(
     Trainer (benchmarks time steps with one). Returns the metrics.
     """
     where = f"students.{student_name}"
-    require_rows(masked_paths, MASKED_STAGE, f"{where}: general distillation", FEWER_SHARDS)
-    if heldout_masked is not None:
-        require_rows([heldout_masked], MASKED_STAGE, f"{where}: held-out MLM eval", FEWER_SHARDS)
-    check_vocab(teacher_dir, tokenizer_dir)
-    if settings.init == "path":
-        check_vocab(Path(settings.path), tokenizer_dir)
+    _check_inputs(where, settings, teacher_dir, tokenizer_dir, masked_paths, heldout_masked)
     teacher_fp = model_fingerprint(teacher_dir)
     teacher = load_masked_lm(teacher_dir)
     tokenizer = load_tokenizer(tokenizer_dir)
-
-    if settings.mode == "cached":
-        layout = _cache_layout(logits_paths, masked_paths, teacher_fp, teacher.config.vocab_size)
-        if settings.weights.cos > 0 and not layout["has_hidden"]:
-            raise ValueError(
-                f"config {where}.weights.cos: > 0 but {logits_paths[0]} holds no teacher hidden "
-                "states (set logits.hidden: true or the weight to 0)"
-            )
-        collator = MaskedLMCollator(
-            tokenizer.pad_token_id,
-            top_k=layout["top_k"],
-            hidden_size=layout["hidden_size"] if settings.weights.cos > 0 else None,
-        )
-        dataset = masked_dataset(masked_paths, logits_paths, seed=seed)
-    else:
-        if logits_paths:
-            raise ValueError(
-                f"config {where}.mode: online reads no logit cache, got {logits_paths}"
-            )
-        collator = MaskedLMCollator(tokenizer.pad_token_id)
-        dataset = masked_dataset(masked_paths, seed=seed)
-
+    collator, dataset = _training_data(
+        where,
+        settings,
+        teacher,
+        teacher_fp,
+        tokenizer.pad_token_id,
+        masked_paths,
+        logits_paths,
+        seed,
+    )
     set_seed(seed)
     student = init_student(settings, teacher, where)
     relation_heads = _check_settings(settings, student, teacher, where)
@@ -434,12 +288,7 @@ def run_general_distillation(
         settings=settings,
         callbacks=[*(callbacks or []), heartbeat_callback()],
     )
-    if state := finished_state(resume, args.max_steps):
-        trainer._load_from_checkpoint(resume)
-        trainer.state = state
-        summary = None
-    else:
-        summary = trainer.train(resume_from_checkpoint=resume).metrics
+    summary = _train(trainer, resume, args.max_steps)
     metrics: dict[str, Any] = {
         "student": student_name,
         "settings": settings.as_dict(),
@@ -459,21 +308,97 @@ def run_general_distillation(
     if not trainer.is_world_process_zero():
         return metrics
     if heldout_masked is not None:
-        eval_collator = MaskedLMCollator(tokenizer.pad_token_id)
-        heldout = [heldout_masked]
-        metrics["heldout"] = {
-            "path": str(heldout_masked),
-            "student": mlm_eval(student, heldout, eval_collator, training.batch_size),
-            "teacher": mlm_eval(
-                teacher.to(args.device), heldout, eval_collator, training.batch_size
-            ),
-        }
+        metrics["heldout"] = _heldout_eval(
+            student,
+            teacher,
+            tokenizer.pad_token_id,
+            heldout_masked,
+            training.batch_size,
+            args.device,
+        )
     with atomic_dir(out_dir) as tmp:
         student.save_pretrained(tmp)
         copy_tokenizer_files(tokenizer_dir, tmp)
         write_json(tmp / "metrics.json", metrics)
     log.info("general distillation of %s done: %s", where, {k: metrics[k] for k in ("steps",)})
     return metrics
+
+
+def _check_inputs(
+    where: str,
+    settings: StudentSettings,
+    teacher_dir: Path,
+    tokenizer_dir: Path,
+    masked_paths: list[Path],
+    heldout_masked: Path | None,
+) -> None:
+    """Refuse empty masked shards and models whose vocabulary is not the tokenizer's."""
+    require_rows(masked_paths, MASKED_STAGE, f"{where}: general distillation", FEWER_SHARDS)
+    if heldout_masked is not None:
+        require_rows([heldout_masked], MASKED_STAGE, f"{where}: held-out MLM eval", FEWER_SHARDS)
+    check_vocab(teacher_dir, tokenizer_dir)
+    if settings.init == "path":
+        check_vocab(Path(settings.path), tokenizer_dir)
+
+
+def _training_data(
+    where: str,
+    settings: StudentSettings,
+    teacher: PreTrainedModel,
+    teacher_fp: str,
+    pad_token_id: int,
+    masked_paths: list[Path],
+    logits_paths: list[Path],
+    seed: int,
+) -> tuple[MaskedLMCollator, IterableDataset]:
+    """The collator and the training set: with the teacher's cached logits (and hidden states
+    when the cosine loss needs them) in cached mode, the masked shards alone online."""
+    if settings.mode == "cached":
+        layout = _cache_layout(logits_paths, masked_paths, teacher_fp, teacher.config.vocab_size)
+        if settings.weights.cos > 0 and not layout["has_hidden"]:
+            raise ValueError(
+                f"config {where}.weights.cos: > 0 but {logits_paths[0]} holds no teacher hidden "
+                "states (set logits.hidden: true or the weight to 0)"
+            )
+        collator = MaskedLMCollator(
+            pad_token_id,
+            top_k=layout["top_k"],
+            hidden_size=layout["hidden_size"] if settings.weights.cos > 0 else None,
+        )
+        return collator, masked_dataset(masked_paths, logits_paths, seed=seed)
+    if logits_paths:
+        raise ValueError(f"config {where}.mode: online reads no logit cache, got {logits_paths}")
+    return MaskedLMCollator(pad_token_id), masked_dataset(masked_paths, seed=seed)
+
+
+def _train(
+    trainer: DistillationTrainer, resume: str | None, max_steps: int
+) -> dict[str, Any] | None:
+    """Train, resuming from `resume`; a run that already finished is loaded, not trained again
+    (no summary then)."""
+    if state := finished_state(resume, max_steps):
+        trainer._load_from_checkpoint(resume)
+        trainer.state = state
+        return None
+    return trainer.train(resume_from_checkpoint=resume).metrics
+
+
+def _heldout_eval(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    pad_token_id: int,
+    heldout_masked: Path,
+    batch_size: int,
+    device: Any,
+) -> dict[str, Any]:
+    """Student and teacher MLM metrics on the held-out masked shard."""
+    eval_collator = MaskedLMCollator(pad_token_id)
+    heldout = [heldout_masked]
+    return {
+        "path": str(heldout_masked),
+        "student": mlm_eval(student, heldout, eval_collator, batch_size),
+        "teacher": mlm_eval(teacher.to(device), heldout, eval_collator, batch_size),
+    }
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Student settings and initialisation: from scratch, from chosen teacher layers, or a local model.
+"""Student initialisation: from scratch, from chosen teacher layers, or a local model.
 
 `teacher_layers` follows DistilBERT's `extract_distilbert.py`: the student keeps the teacher's
 embeddings, the listed encoder layers (renumbered in order) and the masked-LM head, with the

