@@ -20,7 +20,7 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from wwmdistill.launch import run_training
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
-from wwmdistill.models import ModelMismatchError, check_vocab, load_masked_lm
+from wwmdistill.models import ModelMismatchError, check_vocab, load_masked_lm, model_fingerprint
 from wwmdistill.progress import console
 from wwmdistill.teacher import (
     TeacherSettings,
@@ -236,6 +236,24 @@ def test_local_pretrained_teacher_with_adaptation(tiny_masked, tiny_teacher, tmp
         original.bert.encoder.layer[0].attention.self.query.weight,
     )
     assert info["heldout"]["tokens"] > 0
+
+
+def test_local_teacher_without_adaptation_needs_no_shards(
+    tiny_masked, tiny_teacher, tmp_path
+) -> None:
+    # As the rule calls it: no adaptation, so no masked shards (masking reruns do not refetch).
+    block = {"source": str(tiny_teacher), "adapt_steps": 0}
+    info = build_teacher(
+        TeacherSettings.from_config(block),
+        [],
+        None,
+        tiny_masked.tokenizer_dir,
+        tmp_path / "model",
+        tmp_path / "checkpoints",
+        seed=0,
+    )
+    assert info["steps"] == 0 and info["heldout"] is None
+    assert info["fingerprint"] == model_fingerprint(tiny_teacher)
 
 
 def _save_with_tokenizer(model, out: Path, tiny_masked) -> Path:

@@ -197,14 +197,17 @@ def build_teacher(
 
     Trains on `train_paths`; `heldout_masked`, when given, is never trained on: the MLM eval.
     """
-    if not train_paths:
-        raise ValueError("teacher: no masked shards given")
+    trains = settings.source == "scratch" or settings.adapt_steps > 0
+    if trains and not train_paths:
+        raise ValueError("teacher: no masked shards given to train on")
     heldout = [] if heldout_masked is None else [heldout_masked]
     for purpose, paths in (("pretraining", train_paths), ("held-out MLM eval", heldout)):
         if paths:
             require_rows(paths, MASKED_STAGE, f"teacher: {purpose}", FEWER_SHARDS)
     tok = load_tokenizer(tokenizer_dir)
-    max_len = _max_seq_len([*train_paths, *heldout])
+    # A fetched teacher that is not adapted reads no shards (the rule gives it none, so masking
+    # changes do not refetch it); the logit cache checks its positions against the shards.
+    max_len = _max_seq_len([*train_paths, *heldout]) if train_paths or heldout else 0
     data_fp = [open_masked(p).fingerprint for p in train_paths]
     train_info: dict[str, Any] = {"steps": 0, "resumed_from": None, "final_train_loss": None}
     with tempfile.TemporaryDirectory(prefix="wwmdistill-teacher-") as fetch_dir:
