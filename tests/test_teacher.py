@@ -26,7 +26,6 @@ from wwmdistill.teacher import (
     TeacherSettings,
     build_teacher,
     run_from_arguments,
-    teacher_fingerprint,
 )
 from wwmdistill.tokenizer import load_tokenizer
 from wwmdistill.training import NoRowsError
@@ -94,7 +93,7 @@ def test_scratch_teacher_learns_and_is_saved_complete(tiny_masked, trained) -> N
     assert info["train_shards"] == [str(tiny_masked.masked_paths[0])]
     assert info["heldout_shard"] == str(tiny_masked.masked_paths[1])
     assert json.loads((out / "teacher.json").read_text()) == info
-    assert info["fingerprint"] == teacher_fingerprint(out)
+    assert info["fingerprint"] == model_fingerprint(out)
     assert (out / "vocab.txt").read_bytes() == (
         tiny_masked.tokenizer_dir / "vocab.txt"
     ).read_bytes()
@@ -156,7 +155,7 @@ def test_two_processes_train_the_teacher_as_one(tiny_masked, trained, tmp_path) 
     assert two["steps"] == info["steps"] == STEPS
     assert two["final_train_loss"] == pytest.approx(info["final_train_loss"], rel=0.05)
     assert two["heldout"]["perplexity"] == pytest.approx(info["heldout"]["perplexity"], rel=0.05)
-    assert two["fingerprint"] == teacher_fingerprint(tmp_path / "model")
+    assert two["fingerprint"] == model_fingerprint(tmp_path / "model")
 
 
 def test_a_changed_max_steps_trains_afresh_like_a_new_run(tiny_masked, tmp_path) -> None:

@@ -48,10 +48,6 @@ log = logging.getLogger(__name__)
 MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES)
 
 
-def teacher_fingerprint(model_dir: str | Path) -> str:
-    return model_fingerprint(model_dir)
-
-
 def _max_seq_len(masked_paths: list[Path]) -> int:
     return max(max_seq_len_of(path) for path in masked_paths)
 
