@@ -2,7 +2,8 @@
 
 A kind (sequence classification, span QA, multiple choice) owns its rows' Arrow schema, its model
 class, its features, how raw model outputs become predictions, its metric, its prediction files,
-and what task distillation caches and matches for it. Everything else asks the kind.
+what task distillation caches and matches for it, and what a deployed model takes and answers.
+Everything else asks the kind.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class TaskKind:
     # Whether predictions are classes (labels, option positions), so a model can be caught
     # predicting one class only.
     predicts_classes: ClassVar[bool]
+    # The row fields a user gives a deployed model, in the serving command line's order; the
+    # other fields are gold answers, filled with `unlabelled`'s values.
+    input_fields: ClassVar[tuple[str, ...]]
+    optional_fields: ClassVar[tuple[str, ...]] = ()
+    unlabelled: ClassVar[dict[str, Any]]
+    # The shape of each of `MODEL_INPUTS` in the example batch an ONNX export traces; every
+    # axis is exported as dynamic.
+    onnx_input_shape: ClassVar[tuple[int, ...]] = (2, 16)
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -74,10 +83,11 @@ class TaskKind:
         """What the speed table times: the task model on (batch, length) token ids."""
         return self.auto_model().from_pretrained(model_dir)
 
-    def collator(self, tokenizer: Any) -> Any:
+    def collator(self, tokenizer: Any, return_tensors: str = "pt") -> Any:
+        """Pads features into a batch: torch tensors ("pt") to train, numpy ("np") to serve."""
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer)
+        return DataCollatorWithPadding(tokenizer, return_tensors=return_tensors)
 
     def encoder_inputs(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The batch as the encoder sees it: one sequence per row (task distillation, stage 1)."""
@@ -125,6 +135,13 @@ class TaskKind:
     def label_name(self, labels: Sequence[str], predicted: Any) -> Any:
         return predicted
 
+    def served(
+        self, table: pa.Table, labels: Sequence[str], predicted: Mapping[str, Any], raw: Any
+    ) -> list[dict[str, Any]]:
+        """What the serving entry point answers for each row, from `decode`'s predictions and
+        the raw outputs they were decoded from."""
+        raise NotImplementedError
+
     def baseline(self, labels: Sequence[str], train: pa.Table, dev: pa.Table) -> dict[str, Any]:
         """The trivial baseline of `dev`, fit on `train` (dev's own majority would be an oracle):
         `method`, `description`, `scores` in `metrics`, and the `class` it predicts where the
@@ -169,6 +186,7 @@ class LogitsPerRow(TaskKind):
     dev_predictions_file = "dev_predictions.jsonl"
     output_names = ("logits",)
     predicts_classes = True
+    unlabelled = {"label": -1}
 
     @staticmethod
     def gold_labels(table: pa.Table) -> list[int]:
@@ -224,6 +242,13 @@ def majority_label(train: pa.Table, dev: pa.Table) -> tuple[int, dict[str, float
 def argmax_predictions(ids: Sequence[str], logits: Any) -> dict[str, int]:
     logits = logits[0] if isinstance(logits, tuple) else logits
     return dict(zip(ids, np.asarray(logits).argmax(-1).tolist(), strict=True))
+
+
+def probabilities(raw: Any) -> np.ndarray:
+    """Softmax of each row of logits."""
+    logits = np.asarray(raw[0] if isinstance(raw, tuple) else raw, dtype=np.float64)
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
 
 
 def row_ids(table: pa.Table) -> list[str]:

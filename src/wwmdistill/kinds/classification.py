@@ -17,6 +17,7 @@ from wwmdistill.kinds.base import (
     LogitsPerRow,
     argmax_predictions,
     majority_label,
+    probabilities,
     row_ids,
 )
 
@@ -46,6 +47,8 @@ class Classification(LogitsPerRow):
     )
     augmented_columns = ("text_a", "text_b")
     carved_by = "label"
+    input_fields = ("text_a", "text_b")
+    optional_fields = ("text_b",)
 
     def texts(self, examples: Sequence[Any]) -> list[str]:
         return [t for e in examples for t in (e.text_a, e.text_b) if t]
@@ -89,3 +92,13 @@ class Classification(LogitsPerRow):
 
     def label_name(self, labels: Sequence[str], predicted: Any) -> Any:
         return labels[predicted]
+
+    def served(
+        self, table: pa.Table, labels: Sequence[str], predicted: Mapping[str, Any], raw: Any
+    ) -> list[dict[str, Any]]:
+        """The label's name and every label's probability."""
+        rows = probabilities(raw).tolist()
+        return [
+            {"id": i, "label": labels[predicted[i]], "scores": dict(zip(labels, p, strict=True))}
+            for i, p in zip(row_ids(table), rows, strict=True)
+        ]

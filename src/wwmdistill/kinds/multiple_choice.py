@@ -20,7 +20,13 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from torch import Tensor
 
-from wwmdistill.kinds.base import MODEL_INPUTS, LogitsPerRow, majority_label, row_ids
+from wwmdistill.kinds.base import (
+    MODEL_INPUTS,
+    LogitsPerRow,
+    majority_label,
+    probabilities,
+    row_ids,
+)
 
 MAX_CHOICES = 4
 PADDING_CHOICE = "无效答案"
@@ -48,10 +54,12 @@ def encode_choices(table: pa.Table, tokenizer: Any, max_len: int) -> dict[str, l
 
 
 class MultipleChoiceCollator:
-    """Pads every option of every row to one length: (rows, options, length) tensors."""
+    """Pads every option of every row to one length: (rows, options, length) tensors, torch
+    ("pt") or numpy ("np") ones."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, return_tensors: str = "pt") -> None:
         self.tokenizer = tokenizer
+        self.return_tensors = return_tensors
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Tensor]:
         rows, options = len(features), len(features[0]["input_ids"])
@@ -60,11 +68,11 @@ class MultipleChoiceCollator:
             for feature in features
             for i in range(options)
         ]
-        import torch
-
-        batch = self.tokenizer.pad(flat, return_tensors="pt")
-        batch = {key: value.view(rows, options, -1) for key, value in batch.items()}
+        batch = self.tokenizer.pad(flat, return_tensors=self.return_tensors)
+        batch = {key: value.reshape(rows, options, -1) for key, value in batch.items()}
         if "labels" in features[0]:
+            import torch
+
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.int64)
         return batch
 
@@ -84,6 +92,8 @@ class MultipleChoice(LogitsPerRow):
     # is long and read by every option: the question is what varies.
     augmented_columns = ("question",)
     carved_by = "document"
+    input_fields = ("context", "question", "choices")
+    onnx_input_shape = (2, MAX_CHOICES, 16)
 
     def columns(self, examples: Sequence[Any]) -> dict[str, list[Any]]:
         columns = super().columns(examples)
@@ -109,8 +119,8 @@ class MultipleChoice(LogitsPerRow):
 
         return AutoModel.from_pretrained(model_dir)
 
-    def collator(self, tokenizer: Any) -> Any:
-        return MultipleChoiceCollator(tokenizer)
+    def collator(self, tokenizer: Any, return_tensors: str = "pt") -> Any:
+        return MultipleChoiceCollator(tokenizer, return_tensors)
 
     def encoder_inputs(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {
@@ -145,3 +155,16 @@ class MultipleChoice(LogitsPerRow):
             "class": position,
             "scores": scores,
         }
+
+    def served(
+        self, table: pa.Table, labels: Sequence[str], predicted: Mapping[str, Any], raw: Any
+    ) -> list[dict[str, Any]]:
+        """The chosen option (its index and text) and each real option's probability."""
+        logits = np.asarray(raw[0] if isinstance(raw, tuple) else raw, dtype=np.float64)
+        choices = table.column("choices").to_pylist()
+        out = []
+        for j, (i, options) in enumerate(zip(row_ids(table), choices, strict=True)):
+            scores = probabilities(logits[j, : len(options)]).tolist()
+            choice = predicted[i]
+            out.append({"id": i, "choice": choice, "answer": options[choice], "scores": scores})
+        return out

@@ -54,6 +54,8 @@ class SpanQA(TaskKind):
     dev_predictions_file = "dev_predictions.json"
     output_names = ("start_logits", "end_logits")
     predicts_classes = False
+    input_fields = ("question", "context")
+    unlabelled = {"answers": [], "answer_starts": []}
 
     def columns(self, examples: Sequence[Any]) -> dict[str, list[Any]]:
         columns = super().columns(examples)
@@ -142,6 +144,12 @@ class SpanQA(TaskKind):
         path = out / ("test_predictions.json" if submission else f"{split}_predictions.json")
         path.write_text(json.dumps(predicted, ensure_ascii=False, indent=1) + "\n", "utf-8")
         return path
+
+    def served(
+        self, table: pa.Table, labels: Sequence[str], predicted: Mapping[str, Any], raw: Any
+    ) -> list[dict[str, Any]]:
+        """The answer text ("" when no span qualifies); n-best decoding runs in `decode`."""
+        return [{"id": i, "answer": predicted[i]} for i in row_ids(table)]
 
     def teacher_rows(self, outputs: Any, lengths: Sequence[int]) -> list[Any]:
         return [
