@@ -188,3 +188,17 @@ def main(run: Callable[[dict[str, Any]], Any], argv: list[str] | None = None) ->
     config = parser.parse_args(argv).config
     logging.basicConfig(level=logging.INFO)
     run(json.loads(config.read_text(encoding="utf-8")))
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Tear the rank's process group down before the interpreter does.
+
+    The other ranks return while the first still evaluates and writes; left to interpreter exit,
+    gloo's threads can be destroyed still joinable ("terminate called without an active
+    exception", SIGABRT), which fails the whole torchrun job after a finished training.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
