@@ -19,6 +19,7 @@ from wwmdistill.arrow_io import (
     ArtifactError,
     atomic_dir,
     open_shard,
+    rebatch,
     write_json,
 )
 
@@ -194,3 +195,11 @@ def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path: Path) -> None:
         with pytest.raises(OSError, match=re.escape(str(model))), atomic_dir(model) as tmp:
             (tmp / "model.safetensors").write_bytes(os.urandom(100_000))
         assert list(disk.iterdir()) == []
+
+
+def test_rebatch_cuts_exact_sizes_and_keeps_every_row() -> None:
+    rows = pa.record_batch({"x": list(range(23))})
+    uneven = [rows.slice(0, 4), rows.slice(4, 11), rows.slice(15, 8)]
+    out = list(rebatch(uneven, 5))
+    assert [b.num_rows for b in out] == [5, 5, 5, 5, 3]
+    assert [v for b in out for v in b.column("x").to_pylist()] == list(range(23))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wwmdistill.arrow_io import fingerprint
+from wwmdistill.arrow_io import fingerprint, rebatch
 from wwmdistill.artifacts.masked import MASKED_SCHEMA, masked_writer
 from wwmdistill.artifacts.segmented import open_segmented
 from wwmdistill.progress import tqdm
@@ -314,24 +313,6 @@ def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType
     )
 
 
-def _doc_batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
-    """Re-cut a shard's record batches into batches of exactly `size` documents (last: fewer)."""
-    shard = open_segmented(path, columns=_SEGMENTED_COLUMNS)
-    pending: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in shard.iter_batches(list(_SEGMENTED_COLUMNS)):
-        pending.append(batch)
-        rows += batch.num_rows
-        while rows >= size:
-            table = pa.Table.from_batches(pending)
-            yield table.slice(0, size).combine_chunks().to_batches()[0]
-            rest = table.slice(size)
-            pending = rest.combine_chunks().to_batches() if rest.num_rows else []
-            rows -= size
-    if rows:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-
-
 # The counts mask_shard's statistics start with, in the order they are reported.
 _COUNTS = (
     "documents",
@@ -383,7 +364,7 @@ def mask_shard(
         shard_index=shard_index,
         seed=seed,
     ) as w:
-        batches = _doc_batches(segmented_shard, settings.batch_docs)
+        batches = rebatch(source.iter_batches(list(_SEGMENTED_COLUMNS)), settings.batch_docs)
         for b, batch in enumerate(tqdm(batches, total=n_batches, desc="mask", unit="batch")):
             texts = batch.column("text")
             if texts.null_count:

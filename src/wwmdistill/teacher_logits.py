@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pyarrow.compute as pc
 import torch
 from transformers import PretrainedConfig
 
-from wwmdistill.arrow_io import ArrowShard, ArtifactError, fingerprint
+from wwmdistill.arrow_io import ArrowShard, ArtifactError, fingerprint, rebatch
 from wwmdistill.artifacts.logit_cache import logit_cache_writer, logits_schema
 from wwmdistill.artifacts.masked import open_masked, tokenizer_fingerprint_of
 from wwmdistill.models import ModelMismatchError, load_masked_lm, mlm_head, model_fingerprint
@@ -91,22 +90,6 @@ def check_teacher_fits(masked: ArrowShard, teacher_dir: Path, config: Pretrained
             f"{masked.path} was tokenised with tokenizer fingerprint {expected} but the tokenizer "
             f"files in the teacher {teacher_dir} have fingerprint {found}"
         )
-
-
-def _chunks(masked: ArrowShard, rows: int) -> Iterator[pa.RecordBatch]:
-    """The masked shard's rows in record batches of `rows` (the last may be shorter)."""
-    pending: list[pa.RecordBatch] = []
-    held = 0
-    for batch in masked.iter_batches(list(_MASKED_COLUMNS)):
-        pending.append(batch)
-        held += batch.num_rows
-        while held >= rows:
-            table = pa.Table.from_batches(pending)
-            yield table.slice(0, rows).combine_chunks().to_batches()[0]
-            rest = table.slice(rows)
-            pending, held = rest.to_batches(), rest.num_rows
-    if held:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
 def _list_array(counts: np.ndarray, values: np.ndarray, width: int, value_type) -> pa.Array:
@@ -248,7 +231,9 @@ def cache_logits(
         ) as writer,
         tqdm(total=masked.num_rows, desc="teacher logits", unit="row") as bar,
     ):
-        for chunk in _chunks(masked, settings.batch_size * CHUNK_BATCHES):
+        for chunk in rebatch(
+            masked.iter_batches(list(_MASKED_COLUMNS)), settings.batch_size * CHUNK_BATCHES
+        ):
             batch, tokens, positions = _cache_chunk(teacher, chunk, schema)
             writer.write(batch)
             stats["rows"] += chunk.num_rows
