@@ -35,6 +35,7 @@ wildcard_constraints:
     model=alternatives(MODELS),
     student=alternatives(MODELS[1:]),
     variant="td|td_noaug",
+    row=rf"(?:{alternatives(MODELS)})(?:\.(?:td|td_noaug))?",
     slice=r"\d{3}",
 
 
@@ -47,6 +48,7 @@ include: "rules/tasks.smk"
 include: "rules/finetune.smk"
 include: "rules/augment.smk"
 include: "rules/task_distill.smk"
+include: "rules/deploy.smk"
 include: "rules/evaluate.smk"
 
 

@@ -226,7 +226,7 @@ TASKS = sorted(config["tasks"])
 MODELS = ["teacher", *sorted(config["students"])]
 SEEDS = config["evaluation"]["seeds"]
 # Stages with per-task outputs: results/{stage}/{task}...
-TASK_STAGES = ("tasks", "finetune", "augment", "task_distill", "eval")
+TASK_STAGES = ("tasks", "finetune", "augment", "task_distill", "deploy", "eval")
 
 
 def alternatives(names):
@@ -283,11 +283,15 @@ def augment_content(wildcards):
     return content_of(local_paths(augment["stopwords"], augment["synonyms"]) + segmentation_files())
 
 
-def base_model(wildcards):
+def model_dir(model):
     """The directory a model name stands for: the teacher's or a general student's."""
-    if wildcards.model == "teacher":
+    if model == "teacher":
         return "results/teacher/model"
-    return f"results/general/{wildcards.model}"
+    return f"results/general/{model}"
+
+
+def base_model(wildcards):
+    return model_dir(wildcards.model)
 
 
 def evaluation_targets():
@@ -367,3 +371,41 @@ def unknown_task(wildcards):
         f"results/{wildcards.stage}/{wildcards.name}{wildcards.rest}: unknown task "
         f"{wildcards.name!r}; expected one of {sorted(REGISTRY)}"
     )
+
+
+def first_seed():
+    """The seed whose models are deployed and timed (the eval table's speed is theirs)."""
+    return min(SEEDS)
+
+
+def row_model(task, row):
+    """The model directory behind a row of a task's table, trained with the first seed."""
+    seed = first_seed()
+    if "." in row:
+        student, variant = row.split(".", 1)
+        return f"results/task_distill/{task}/{student}/{variant}/seed{seed}/model"
+    return f"results/finetune/{task}/{row}/seed{seed}"
+
+
+def deploy_source(wildcards):
+    rows = [row for row, _, _ in eval_rows(wildcards.task)]
+    if wildcards.row not in rows:
+        raise ValueError(
+            f"results/deploy/{wildcards.task}/{wildcards.row}: no such row on {wildcards.task}; "
+            f"its table has {rows}"
+        )
+    return row_model(wildcards.task, wildcards.row)
+
+
+def deploy_settings(wildcards):
+    """The feature settings the row's model was evaluated with (its fine-tuning recipe)."""
+    base = wildcards.row.split(".", 1)[0]
+    return model_recipe(wildcards.task, "teacher" if "." in wildcards.row else base)
+
+
+def deployed_rows(task):
+    return [f"results/deploy/{task}/{row}" for row, _, _ in eval_rows(task)]
+
+
+def deployed_models(task):
+    return [row_model(task, row) for row, _, _ in eval_rows(task)]

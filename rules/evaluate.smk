@@ -3,14 +3,14 @@
 
 rule bench:
     input:
-        model=base_model,
+        models=[model_dir(model) for model in MODELS],
     output:
-        bench="results/bench/{model}.json",
+        bench=expand("results/bench/{model}.json", model=MODELS),
     params:
         speed=block("evaluation")["speed"],
     log:
-        "results/logs/bench/{model}.log",
-    threads: 2
+        "results/logs/bench.log",
+    threads: config["evaluation"]["speed"]["threads"]
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
@@ -24,6 +24,8 @@ rule evaluate:
     input:
         task="results/tasks/{task}",
         predictions=lambda wildcards: eval_predictions(wildcards.task),
+        deployed=lambda wildcards: deployed_rows(wildcards.task),
+        speed="results/deploy/{task}/speed.json",
         bench=expand("results/bench/{model}.json", model=MODELS),
     output:
         eval=report(
@@ -38,7 +40,7 @@ rule evaluate:
         rows=lambda wildcards: eval_rows(wildcards.task),
     log:
         "results/logs/evaluate/{task}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
@@ -97,6 +99,7 @@ rule model_card:
     params:
         student=student_block,
         teacher=block("teacher"),
+        tokenizer=block("tokenizer"),
         corpus={name: block(name) for name in ("sources", "corpus", "segmentation", "masking")},
     log:
         "results/logs/model_card/{student}.log",

@@ -25,10 +25,11 @@ from wwmdistill.deploy.runtime import (
     open_deployed,
     run_features,
 )
+from wwmdistill.deploy.timing import speed_table
 from wwmdistill.finetune import TaskData
 from wwmdistill.kinds import KINDS
 from wwmdistill.predict import main as predict_main
-from wwmdistill.settings import FinetuneSettings
+from wwmdistill.settings import FinetuneSettings, SpeedSettings
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Long enough contexts for several span QA windows of 32 tokens.
@@ -255,3 +256,33 @@ def test_an_unfaithful_export_is_refused(tmp_path: Path, tokenizer_dir: Path) ->
             model_dir, _task("classification"), tmp_path / "deploy", SETTINGS, min_agreement=1.01
         )
     assert not (tmp_path / "deploy").exists()
+
+
+@pytest.mark.parametrize("kind", ["classification", "multiple_choice"])
+def test_speed_table_times_every_format_length_and_request(deploy, kind: str) -> None:
+    model_dir, deploy_dir, _ = deploy(kind)
+    task = _task(kind)
+    settings = SpeedSettings(bench_seq_len=128, repeats=3, warmup=1, requests=2)
+    table = speed_table(
+        [("a", model_dir, deploy_dir), ("b", model_dir, deploy_dir)],
+        task.labels,
+        task.splits["dev"],
+        16,
+        settings,
+    )
+    assert table["seq_lens"] == [16, 128] and table["requests"] == 2
+    assert table["threads"] == {"torch": 1, "onnxruntime_intra_op": 1}
+    for row in table["rows"].values():
+        for fmt in ("pytorch", "fp32", "int8"):
+            for batch in ("1", "16"):
+                stats = row["model"][fmt]["16"][batch]
+                assert len(stats["runs_ms"]) == 3 and stats["median_ms"] > 0
+                # 128 positions do not fit a model of 64: not timed, not faked.
+                assert row["model"][fmt]["128"][batch] is None
+        for fmt in ("fp32", "int8"):
+            request = row["request"][fmt]
+            assert request["end_to_end"]["median_ms"] > 0
+            assert request["overhead"]["value"] == pytest.approx(
+                request["end_to_end"]["median_ms"] / request["model_only"]["median_ms"]
+            )
+        assert row["size_mb"]["int8"] < row["size_mb"]["fp32"]

@@ -15,7 +15,6 @@ from transformers import BertConfig, BertForSequenceClassification
 from wwmdistill.arrow_io import ArrowShardWriter, ArtifactError, write_json
 from wwmdistill.evaluation import (
     EvalRow,
-    SpeedSettings,
     baseline_scores,
     build_eval,
     predicted_classes,
@@ -195,8 +194,14 @@ def test_eval_table_carries_the_baseline_margins_and_single_class_flags(tmp_path
         # Seed 2 answers pos for every dev example: 25%, the baseline's score.
         _row(tmp_path, "lazy", model_dir, {1: (50.0, LABELS * 2), 2: (25.0, ["pos"] * 4)}),
     ]
+    deployed = {
+        "teacher": _deploy_record(tmp_path, "teacher", model_dir, (75.0, 75.0, 75.0)),
+        "lazy": _deploy_record(tmp_path, "lazy", model_dir, (50.0, 50.0, 25.0)),
+    }
     out = tmp_path / "eval/sentiment.json"
-    result = build_eval(task, rows, 8, out, config={}, speed=SpeedSettings(repeats=1, warmup=0))
+    result = build_eval(
+        task, rows, 8, out, config={}, deployed=deployed, speed_path=_speed_file(tmp_path)
+    )
     assert json.loads(out.read_text()) == result
     assert result["baseline"]["class"] == "pos"
     assert result["baseline"]["scores"] == {"accuracy": 25.0}
@@ -209,3 +214,90 @@ def test_eval_table_carries_the_baseline_margins_and_single_class_flags(tmp_path
     assert lazy["mean"] == {"accuracy": 37.5} and lazy["max"] == {"accuracy": 50.0}
     assert teacher["margin"] == {"accuracy": 87.5 - 25.0}
     assert lazy["margin"] == {"accuracy": 37.5 - 25.0}
+    # Ratios of the medians at the task's length (8): the teacher's PyTorch b16 takes 40 ms,
+    # lazy's 10 ms; lazy's int8 b16 takes 4 ms. Lazy's b1 timing is unsteady, and so is the
+    # latency ratio taken from it.
+    assert lazy["relative"]["throughput"] == 4.0
+    assert lazy["relative"]["latency_speedup"] == 2.0
+    assert lazy["relative"]["int8_throughput"] == 2.5
+    assert lazy["relative"]["int8_score_lost"] == 25.0
+    assert lazy["relative"]["end_to_end_over_model"] == 1.25
+    assert lazy["relative"]["unsteady"] == ["latency_speedup"]
+    assert teacher["relative"]["unsteady"] == []
+    assert lazy["deploy"]["fp32"] == {
+        "agreement": 1.0,
+        "max_abs_logit_diff": 1e-06,
+        "score": 50.0,
+        "size_mb": 0.5,
+    }
+    assert lazy["deploy"]["int8"]["score"] == 25.0 and lazy["parameters"] == 1000
+
+
+def _stats(median_ms: float, spread: float = 0.1) -> dict[str, Any]:
+    return {"median_ms": median_ms, "spread": spread, "unsteady": spread > 0.25}
+
+
+def _speed_file(root: Path) -> Path:
+    """speed.json of two rows with known medians (ms) at length 8, batch 1 and 16."""
+
+    def row(pytorch: tuple, int8: tuple, b1_spread: float) -> dict[str, Any]:
+        return {
+            "parameters": 1000,
+            "size_mb": {"pytorch": 0.4, "fp32": 0.5, "int8": 0.2},
+            "model": {
+                "pytorch": {"8": {"1": _stats(pytorch[0], b1_spread), "16": _stats(pytorch[1])}},
+                "fp32": {"8": {"1": _stats(pytorch[0]), "16": _stats(pytorch[1])}},
+                "int8": {"8": {"1": _stats(int8[0]), "16": _stats(int8[1])}},
+            },
+            "request": {
+                "int8": {
+                    "end_to_end": _stats(1.25),
+                    "model_only": _stats(1.0),
+                    "overhead": {"value": 1.25, "unsteady": False},
+                }
+            },
+        }
+
+    path = root / "deploy/speed.json"
+    write_json(
+        path,
+        {
+            "task": "sentiment",
+            "seq_lens": [8],
+            "rows": {
+                "teacher": row((4.0, 40.0), (2.0, 20.0), 0.1),
+                "lazy": row((2.0, 10.0), (1.0, 4.0), 0.5),
+            },
+        },
+    )
+    return path
+
+
+def _deploy_record(root: Path, row: str, model_dir: Path, scores: tuple) -> Path:
+    """A deploy directory's deploy.json: PyTorch, fp32 and int8 scores on dev."""
+    pytorch, fp32, int8 = scores
+    directory = root / "deploy" / row
+    write_json(
+        directory / "deploy.json",
+        {
+            "task": "sentiment",
+            "model_dir": str(model_dir),
+            "split": "dev",
+            "size_mb": {"fp32": 0.5, "int8": 0.2},
+            "agreement": {
+                "rows": 4,
+                "pytorch": {"scores": {"accuracy": pytorch}},
+                "fp32": {
+                    "scores": {"accuracy": fp32},
+                    "agreement": 1.0,
+                    "max_abs_logit_diff": 1e-6,
+                },
+                "int8": {
+                    "scores": {"accuracy": int8},
+                    "agreement": 0.75,
+                    "max_abs_logit_diff": 0.1,
+                },
+            },
+        },
+    )
+    return directory

@@ -1,4 +1,4 @@
-"""The report, its plots and the model card, from eval / bench / metrics JSONs of known values."""
+"""The report and its plots, from eval / bench / metrics JSONs of known values."""
 
 from __future__ import annotations
 
@@ -7,192 +7,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.text import Annotation
 from PIL import Image
-from transformers import BertConfig
+from report_samples import AFQMC, write_inputs
 
 from wwmdistill.arrow_io import write_json
-from wwmdistill.model_card import write_model_card
-from wwmdistill.report import (
-    build_report,
-    load_evals,
+from wwmdistill.report.inputs import load_evals
+from wwmdistill.report.plots import (
     loss_history,
     plot_loss_curves,
     plot_score_vs_speed,
     score_speed_points,
     score_vs_speed_figure,
 )
+from wwmdistill.report.tables import build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _row(model: str, scores: dict[str, dict[str, float]], **fields: Any) -> dict[str, Any]:
-    metrics = next(iter(scores.values())).keys()
-    return {
-        "model": model,
-        "stage": fields.pop("stage", "finetune"),
-        "base": fields.pop("base", model),
-        "scores": scores,
-        "max": {m: max(s[m] for s in scores.values()) for m in metrics},
-        "mean": fields.pop("mean"),
-        **fields,
-    }
-
-
-def _speed(latency: float, throughput: float, seq_len: int) -> dict[str, Any]:
-    return {"seq_len": seq_len, "cpu": {"latency_ms_b1": latency, "throughput_b16": throughput}}
-
-
-AFQMC = {
-    "task": "afqmc",
-    "kind": "classification",
-    "metric": "accuracy",
-    "metrics": ["accuracy"],
-    "seeds": [1, 2],
-    "seq_len": 128,
-    "rows": [
-        _row(
-            "teacher",
-            {"1": {"accuracy": 70.1}, "2": {"accuracy": 71.0}},
-            mean={"accuracy": 70.55},
-            parameters=11_000_000,
-            size_mb=42.1,
-            speed=_speed(5.1, 800.0, 128) | {"gpu": None},
-            relative={"score": 1.0, "throughput": 1.0, "latency_speedup": 1.0, "parameters": 1.0},
-            margin={"accuracy": 1.55},
-            predicted_classes={"1": 2, "2": 2},
-            single_class=False,
-        ),
-        _row(
-            "first2",
-            {"1": {"accuracy": 68.0}, "2": {"accuracy": 68.9}},
-            mean={"accuracy": 68.45},
-            parameters=5_500_000,
-            size_mb=21.0,
-            speed=_speed(2.55, 1600.0, 128),
-            relative={"score": 0.9702, "throughput": 2.0, "latency_speedup": 2.0},
-            margin={"accuracy": -0.55},
-            predicted_classes={"1": 2, "2": 2},
-            single_class=False,
-        ),
-        # Seed 1 answered the majority class for every example: it learned nothing.
-        _row(
-            "first2.td",
-            {"1": {"accuracy": 69.0}, "2": {"accuracy": 69.0}},
-            mean={"accuracy": 69.0},
-            base="first2",
-            stage="task_distill",
-            parameters=5_500_000,
-            speed=_speed(2.5, 1610.0, 128),
-            relative={"score": 0.978, "latency_speedup": 2.04},
-            margin={"accuracy": 0.0},
-            predicted_classes={"1": 1, "2": 2},
-            single_class=True,
-        ),
-        # No speed, size or relative fields at all: rendered as dashes.
-        _row(
-            "narrow",
-            {"1": {"accuracy": 59.0}, "2": {"accuracy": 61.0}},
-            mean={"accuracy": 60.0},
-            parameters=3_000_000,
-        ),
-    ],
-    "baseline": {
-        "method": "majority_class",
-        "description": "the most frequent label of train, predicted for every dev example",
-        "fit_on": "train",
-        "scored_on": "dev",
-        "dev_rows": 200,
-        "class": "0",
-        "scores": {"accuracy": 69.0},
-        "relative": {"score": 69.0 / 70.55},
-    },
-    "config": {"task": {}, "evaluation": {}},
-}
-
-CMRC = {
-    "task": "cmrc2018",
-    "kind": "qa",
-    "metric": "f1",
-    "metrics": ["em", "f1", "average"],
-    "seeds": [1, 2],
-    "seq_len": 512,
-    "rows": [
-        _row(
-            "teacher",
-            {
-                "1": {"em": 59.0, "f1": 80.1, "average": 69.55},
-                "2": {"em": 61.0, "f1": 80.8, "average": 70.9},
-            },
-            mean={"em": 60.0, "f1": 80.45, "average": 70.225},
-            parameters=11_100_000,
-            size_mb=42.1,
-            speed=_speed(40.0, 60.0, 512) | {"gpu": None},
-            relative={"score": 1.0, "latency_speedup": 1.0},
-            margin={"em": 60.0, "f1": 60.45, "average": 60.225},
-            predicted_classes=None,
-            single_class=None,
-        ),
-        _row(
-            "first2",
-            {
-                "1": {"em": 50.0, "f1": 72.0, "average": 61.0},
-                "2": {"em": 51.0, "f1": 72.5, "average": 61.75},
-            },
-            mean={"em": 50.5, "f1": 72.25, "average": 61.375},
-            parameters=5_600_000,
-            size_mb=21.0,
-            speed=_speed(10.0, 240.0, 512),
-            relative={"score": 0.8981, "latency_speedup": 4.0},
-            margin={"em": 50.5, "f1": 52.25, "average": 51.375},
-            predicted_classes=None,
-            single_class=None,
-        ),
-    ],
-    "baseline": {
-        "method": "first_k_characters",
-        "description": "the first k = 4 characters of every dev context, k the median length "
-        "of train's (first) answers, scored with the official CMRC 2018 metric",
-        "fit_on": "train",
-        "scored_on": "dev",
-        "dev_rows": 100,
-        "k": 4,
-        "scores": {"em": 0.0, "f1": 20.0, "average": 10.0},
-        "relative": {"score": 20.0 / 80.45},
-    },
-}
-
-TEACHER_BENCH = {
-    "model_dir": "results/teacher/model",
-    "parameters": 10_900_000,
-    "size_mb": 42.1,
-    "seq_len": 512,
-    "cpu": {"seq_len": 512, "device": "cpu", "latency_ms_b1": 120.5, "throughput_b16": 10.3},
-    "gpu": {"seq_len": 512, "device": "cuda", "latency_ms_b1": 8.0, "throughput_b16": 400.0},
-    "cpu_threads": 4,
-    "torch": "2.13.0",
-    "device_names": {"cpu": "Test CPU", "gpu": "Test GPU"},
-}
-STUDENT_BENCH = TEACHER_BENCH | {
-    "model_dir": "results/general/first2/model",
-    "parameters": 5_400_000,
-    "size_mb": 20.96,
-    "cpu": {"seq_len": 512, "device": "cpu", "latency_ms_b1": 30.25, "throughput_b16": 41.0},
-    "gpu": None,
-    "device_names": {"cpu": "Test CPU", "gpu": None},
-}
-
-CONFIG = {"evaluation": {"seeds": [1, 2]}, "tasks": {"afqmc": {"source": "local"}}}
-
-
 @pytest.fixture()
 def inputs(tmp_path: Path) -> dict[str, Any]:
-    evals = [tmp_path / "eval/afqmc.json", tmp_path / "eval/cmrc2018.json"]
-    write_json(evals[0], AFQMC)
-    write_json(evals[1], CMRC)
-    benches = {"teacher": tmp_path / "bench/teacher.json", "first2": tmp_path / "bench/first2.json"}
-    write_json(benches["teacher"], TEACHER_BENCH)
-    write_json(benches["first2"], STUDENT_BENCH)
-    return {"evals": evals, "benches": benches}
+    return write_inputs(tmp_path)
+
+
+CONFIG = {"evaluation": {"seeds": [1, 2]}, "tasks": {"afqmc": {"source": "local"}}}
 
 
 def test_report_tables(inputs: dict[str, Any], tmp_path: Path) -> None:
@@ -200,22 +39,36 @@ def test_report_tables(inputs: dict[str, Any], tmp_path: Path) -> None:
     text = build_report(inputs["evals"], inputs["benches"], CONFIG, out)
     assert out.read_text(encoding="utf-8") == text
     lines = text.splitlines()
-    assert (
-        "| model | Acc max | Acc mean | relative score | Acc vs baseline | params (M) "
-        "| size (MB) | CPU latency b1 (ms) | CPU throughput b16 (seq/s) | speed-up vs teacher |"
-        in lines
+    speed_header = (
+        "| params (M) | size (MB) | int8 size (MB) | PyTorch b1 (ms) | int8 b1 (ms) "
+        "| int8 b16 (seq/s) | int8 speed-up b16 | speed-up vs teacher | int8 request (ms) "
+        "| fp32 agreement |"
     )
     assert (
-        "| teacher | 71.00 | 70.55 | 100.0% | +1.55 | 11.0 | 42.1 | 5.10 | 800.0 | 1.00x |" in lines
+        f"| model | Acc max | Acc mean | relative score | Acc vs baseline {speed_header} "
+        "int8 Acc (Δ) |" in lines
+    )
+    # At length 128: PyTorch and int8 b1 medians, int8 b16 per second (16 / 16 ms), the int8
+    # and teacher speed-ups, a request end to end with its ratio to the model alone, fp32
+    # agreement, and the int8 score with its difference from PyTorch's (70.1 -> 69.6).
+    assert (
+        "| teacher | 71.00 | 70.55 | 100.0% | +1.55 | 11.0 | 42.1 | 10.6 | 5.00 | 2.50 | 1000.0 "
+        "| 2.50x | 1.00x | 3.00 (×1.20) | 100.0% | 69.60 (-0.50) |" in lines
     )
     assert (
-        "| first2 | 68.90 | 68.45 | 97.0% | -0.55 | 5.5 | 21.0 | 2.55 | 1600.0 | 2.00x |" in lines
+        "| first2 | 68.90 | 68.45 | 97.0% | -0.55 | 5.5 | 21.0 | 5.3 | 2.50 | 1.25 | 2000.0 "
+        "| 2.50x | 2.00x | 1.50 (×1.20) | 100.0% | 67.75 (-0.25) |" in lines
     )
-    assert "| narrow | 61.00 | 60.00 | – | – | 3.0 | – | – | – | – |" in lines
-    # A model that predicted one class on some seed says so, naming the seed.
+    assert (
+        "| narrow | 61.00 | 60.00 | – | – | 3.0 | – | – | – | – | – | – | – | – | – | – |" in lines
+    )
+    # A model that predicted one class on some seed says so, naming the seed; its unsteady
+    # int8 b16 timing marks the figure and the int8 speed-up taken from it, its unsteady
+    # requests the request cell. No points lost reads +0.00, not -0.00.
     assert (
         "| first2.td ⚠ predicts one class (seed 1) | 69.00 | 69.00 | 97.8% | +0.00 | 5.5 | – "
-        "| 2.50 | 1610.0 | 2.04x |" in lines
+        "| 5.3 | 2.50 | 1.25 | 2000.0 ⚠ | 2.50x ⚠ | 2.00x | 1.50 (×1.20) ⚠ | 100.0% "
+        "| 69.00 (+0.00) |" in lines
     )
     # The baseline: one prediction, so its score is the max and the mean; relative to the
     # teacher like any row.
@@ -223,24 +76,33 @@ def test_report_tables(inputs: dict[str, Any], tmp_path: Path) -> None:
         "Baseline (majority class 0): the most frequent label of train, predicted for every dev "
         "example: Acc 69.00." in lines
     )
-    assert "| baseline: majority class 0 | 69.00 | 69.00 | 97.8% | – | – | – | – | – | – |" in lines
+    assert "| baseline: majority class 0 | 69.00 | 69.00 | 97.8% |" + " – |" * 12 in lines
     afqmc = text[text.index("### afqmc") : text.index("### cmrc2018")]
     assert afqmc.index("| narrow |") < afqmc.index("| baseline: majority class 0 |")
-    # QA: max and mean of each of EM, F1, Avg.
+    # The note names the length, the threads and the spread limit of the task's config.
+    assert "Speed at length 128 (2 thread(s)), the median over interleaved rounds" in afqmc
+    assert (
+        "⚠ spread (IQR) over 30% of the median: the figure, and any ratio taken from it, is not "
+        "to be trusted." in afqmc
+    )
+    # QA: max and mean of each of EM, F1, Avg; an int8 score not recorded is a dash.
     assert (
         "| model | EM max | EM mean | F1 max | F1 mean | Avg max | Avg mean | relative score "
-        "| F1 vs baseline | params (M) | size (MB) | CPU latency b1 (ms) "
-        "| CPU throughput b16 (seq/s) | speed-up vs teacher |" in lines
+        f"| F1 vs baseline {speed_header} int8 F1 (Δ) |" in lines
     )
     assert (
         "| first2 | 51.00 | 50.50 | 72.50 | 72.25 | 61.75 | 61.38 | 89.8% | +52.25 | 5.6 | 21.0 "
-        "| 10.00 | 240.0 | 4.00x |" in lines
+        "| 5.3 | 10.00 | 5.00 | 320.0 | 2.00x | 4.00x | 6.00 (×1.20) | 100.0% | – |" in lines
     )
     assert (
         "| baseline: first 4 characters | 0.00 | 0.00 | 20.00 | 20.00 | 10.00 | 10.00 | 24.9% "
-        "| – | – | – | – | – | – |" in lines
+        "|" + " – |" * 12 in lines
     )
     assert "primary metric F1; 2 seed(s): 1, 2; length 512." in lines
+    cmrc = text[text.index("### cmrc2018") : text.index("## Speed")]
+    # No config recorded: threads unknown, the default 25% spread.
+    assert "Speed at length 512 (threads not recorded)" in cmrc
+    assert "⚠ spread (IQR) over 25% of the median" in cmrc
     assert "| cmrc2018 ⚠" not in text and "| teacher ⚠" not in text
     # Summary: mean primary per task; Average and Relative only with every task.
     assert "| model | params (M) | afqmc (Acc) | cmrc2018 (F1) | Average | Relative |" in lines
@@ -263,6 +125,66 @@ def test_report_tables(inputs: dict[str, Any], tmp_path: Path) -> None:
     summary = text[text.index("## Summary") : text.index("## Tasks")]
     assert summary.index("| teacher |") < summary.index("| first2 |") < summary.index("| narrow |")
     assert summary.index("| narrow |") < summary.index("| baseline |")
+
+
+def test_deployed_formats_table(inputs: dict[str, Any], tmp_path: Path) -> None:
+    text = build_report(inputs["evals"], inputs["benches"], CONFIG, tmp_path / "report.md")
+    afqmc = text[text.index("#### afqmc: deployed formats") : text.index("### cmrc2018")]
+    lines = afqmc.splitlines()
+    # The task's length, then the longest timed (512): four times the time, a quarter the rate.
+    assert (
+        "| model | format | size (MB) | b1 ms @128 | b16 seq/s @128 | b1 ms @512 | b16 seq/s @512 "
+        "| request ms |" in lines
+    )
+    assert (
+        "| teacher | PyTorch | 42.10 | 5.00 [4.75–5.25] | 400.0 | 20.00 [19.00–21.00] | 100.0 "
+        "| – |" in lines
+    )
+    assert (
+        "| teacher | ONNX fp32 | 42.30 | 4.00 [3.80–4.20] | 500.0 | 16.00 [15.20–16.80] | 125.0 "
+        "| 4.50 [4.27–4.73] |" in lines
+    )
+    assert (
+        "| first2 | ONNX int8 | 5.30 | 1.25 [1.19–1.31] | 2000.0 | 5.00 [4.75–5.25] | 500.0 "
+        "| 1.50 [1.42–1.58] |" in lines
+    )
+    # first2.td cannot hold 512 positions: dashes; its unsteady timings are marked.
+    assert "| first2.td | PyTorch | 21.00 | 2.50 [2.38–2.62] | 800.0 | – | – | – |" in lines
+    assert (
+        "| first2.td | ONNX int8 | 5.30 | 1.25 [1.19–1.31] | 2000.0 ⚠ | – | – "
+        "| 1.50 [1.12–1.88] ⚠ |" in lines
+    )
+    # Three rows per deployed model; narrow, never deployed, has none.
+    assert sum(line.startswith("| first2 |") for line in lines) == 3
+    assert "| narrow |" not in afqmc
+    assert (
+        "Serve a model of this table without torch: `python -m wwmdistill.predict "
+        "results/deploy/afqmc/MODEL TEXT_A TEXT_B` (MODEL a row's name; `--int8` serves the "
+        "int8 export, `--threads N` sets onnxruntime's threads), or give no texts and one JSON "
+        'object per line on stdin: `{"text_a": "…", "text_b": "…"}`.' in lines
+    )
+    # Timed at 512 only: one pair of columns; span QA takes a question and a context.
+    cmrc = text[text.index("#### cmrc2018: deployed formats") : text.index("## Speed")]
+    assert "| model | format | size (MB) | b1 ms @512 | b16 seq/s @512 | request ms |" in cmrc
+    assert (
+        "| teacher | ONNX int8 | 10.60 | 20.00 [19.00–21.00] | 80.0 | 24.00 [22.80–25.20] |" in cmrc
+    )
+    assert "results/deploy/cmrc2018/MODEL QUESTION CONTEXT`" in cmrc
+    assert '`{"question": "…", "context": "…"}`' in cmrc
+
+
+def test_report_tolerates_a_row_without_speed(tmp_path: Path) -> None:
+    """A partial run: an eval without timings or deploy figures renders dashes, no formats
+    table."""
+    data = AFQMC | {"rows": [AFQMC["rows"][-1]], "config": {}}
+    path = tmp_path / "eval/afqmc.json"
+    write_json(path, data)
+    text = build_report([path], [], {}, tmp_path / "report.md")
+    assert (
+        "| narrow | 61.00 | 60.00 | – | – | 3.0 | – | – | – | – | – | – | – | – | – | – |"
+        in text.splitlines()
+    )
+    assert "deployed formats" not in text
 
 
 def test_report_without_benches_or_evals(tmp_path: Path) -> None:
@@ -313,12 +235,25 @@ def test_plots(inputs: dict[str, Any], tmp_path: Path) -> None:
     _assert_png(empty)
 
     evals = load_evals(inputs["evals"])
+    # Per model and format: b16 per second at the task's length against the score: the mean
+    # over seeds for PyTorch, the export's dev score for fp32 and int8, the mean where the
+    # export has none (cmrc2018 first2's int8). narrow has no timings: no points.
     assert score_speed_points(evals) == [
-        ("afqmc", "teacher", 800.0, 70.55),
-        ("afqmc", "first2", 1600.0, 68.45),
-        ("afqmc", "first2.td (one class)", 1610.0, 69.0),
-        ("cmrc2018", "teacher", 60.0, 80.45),
-        ("cmrc2018", "first2", 240.0, 72.25),
+        ("afqmc", "teacher", "pytorch", 400.0, 70.55),
+        ("afqmc", "teacher", "fp32", 500.0, 70.1),
+        ("afqmc", "teacher", "int8", 1000.0, 69.6),
+        ("afqmc", "first2", "pytorch", 800.0, 68.45),
+        ("afqmc", "first2", "fp32", 1000.0, 68.0),
+        ("afqmc", "first2", "int8", 2000.0, 67.75),
+        ("afqmc", "first2.td (one class)", "pytorch", 800.0, 69.0),
+        ("afqmc", "first2.td (one class)", "fp32", 1000.0, 69.0),
+        ("afqmc", "first2.td (one class)", "int8", 2000.0, 69.0),
+        ("cmrc2018", "teacher", "pytorch", 40.0, 80.45),
+        ("cmrc2018", "teacher", "fp32", 50.0, 80.1),
+        ("cmrc2018", "teacher", "int8", 80.0, 79.1),
+        ("cmrc2018", "first2", "pytorch", 160.0, 72.25),
+        ("cmrc2018", "first2", "fp32", 200.0, 72.0),
+        ("cmrc2018", "first2", "int8", 320.0, 72.25),
     ]
     scatter = tmp_path / "plots/score_vs_speed.png"
     plot_score_vs_speed(inputs["evals"], scatter)
@@ -335,92 +270,39 @@ def test_score_vs_speed_draws_each_tasks_baseline(inputs: dict[str, Any]) -> Non
     }
     lines = {line.get_label(): line for line in axes.get_lines()}
     assert set(lines) == set(labels)
-    scatters = {c.get_label(): c.get_facecolor()[0] for c in axes.collections}
+    scatters = {c.get_label(): c for c in axes.collections}
     for label, score in labels.items():
         assert list(lines[label].get_ydata()) == [score, score]
-        assert tuple(lines[label].get_color()) == tuple(scatters[label.split()[0]])
+        task_dots = scatters[f"{label.split()[0]} PyTorch"]
+        assert to_rgba(lines[label].get_color()) == tuple(task_dots.get_facecolor()[0])
     assert set(labels) <= {text.get_text() for text in axes.texts}
-    assert set(labels) <= {text.get_text() for text in axes.get_legend().get_texts()}
-    assert "first2.td (one class)" in {text.get_text() for text in axes.texts}
-
-
-def test_model_card(inputs: dict[str, Any], tmp_path: Path) -> None:
-    model_dir = tmp_path / "general/first2/model"
-    model_dir.mkdir(parents=True)
-    BertConfig(
-        vocab_size=8000,
-        hidden_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=1024,
-    ).to_json_file(model_dir / "config.json")
-    write_json(model_dir / "metrics.json", {"parameters": {"student": 5_500_000}})
-    write_json(model_dir / "special_tokens_map.json", {"mask_token": "[MASK]"})
-    out = tmp_path / "cards/first2/README.md"
-    text = write_model_card(
-        "first2",
-        model_dir,
-        out,
-        student_settings={"init": "first_n", "first_n": 2, "mode": "cached"},
-        teacher={"source": "hfl/chinese-roberta-wwm-ext", "parameters": 102_267_648},
-        corpus={
-            "sources": {"peoples_daily": {"type": "package"}},
-            "corpus": {"shards": 4},
-            "masking": {"max_seq_len": 128, "dupe_factor": 5},
-            "segmentation": {"backend": "ltp"},
-        },
-        eval_paths=inputs["evals"],
-        bench_path=inputs["benches"]["first2"],
-        teacher_bench_path=inputs["benches"]["teacher"],
-    )
-    assert out.read_text(encoding="utf-8") == text
-    assert text.startswith(
-        "---\nlanguage: zh\nlicense: apache-2.0\nlibrary_name: transformers\n"
-        "pipeline_tag: fill-mask\ntags:\n- bert\n- distillation\n- whole-word-masking\n---\n"
-    )
-    lines = text.splitlines()
-    for line in (
-        "| layers | 2 |",
-        "| hidden size | 256 |",
-        "| attention heads | 4 |",
-        "| intermediate size | 1024 |",
-        "| vocabulary | 8000 |",
-        "| parameters | 5,500,000 (5.5M) |",
-        "Distilled from `hfl/chinese-roberta-wwm-ext`.",
-        "- initialisation: `first_n` (the teacher's first 2 layers)",
-        "- temperature: 2.0 (losses scaled by T²)",
-        "| kd | 5 |",
-        "| attention | 0 |",
-        "- duplication factor (masked copies of each document): 5",
-        "| afqmc | teacher | finetune | Acc | 70.55 | 71.00 | 100.0% | +1.55 |",
-        "| afqmc | first2 | finetune | Acc | 68.45 | 68.90 | 97.0% | -0.55 |",
-        "| afqmc | first2.td ⚠ predicts one class (seed 1) | task_distill | Acc | 69.00 | 69.00 "
-        "| 97.8% | +0.00 |",
-        "| afqmc | baseline: majority class 0 | – | Acc | 69.00 | 69.00 | 97.8% | – |",
-        "| cmrc2018 | first2 | finetune | F1 | 72.25 | 72.50 | 89.8% | +52.25 |",
-        "| cmrc2018 | baseline: first 4 characters | – | F1 | 20.00 | 20.00 | 24.9% | – |",
-        "| teacher | 10.9 | 42.1 | 120.50 | 10.3 | 8.00 | 400.0 |",
-        f'model = AutoModelForMaskedLM.from_pretrained("{model_dir}")',
-    ):
-        assert line in lines, line
-    assert "| afqmc | narrow |" not in text
-    assert "| model | stage | metric | mean | max | relative score | vs baseline |" in text
-    assert '"⚠ predicts one class" marks a model that predicted a single class' in text
-    assert "[MASK]" in text
-
-
-def test_model_card_names_a_bad_settings_key(inputs: dict[str, Any], tmp_path: Path) -> None:
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    BertConfig().to_json_file(model_dir / "config.json")
-    with pytest.raises(ValueError, match=r"students\.first2: unknown key\(s\) \['temprature'\]"):
-        write_model_card(
-            "first2",
-            model_dir,
-            tmp_path / "README.md",
-            student_settings={"temprature": 2.0},
-            teacher={},
-            corpus={},
-            parameters=100,
-        )
-    assert not (tmp_path / "README.md").exists()
+    # The legend: each task (its colour), each baseline, each format (its marker).
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert legend == [
+        "afqmc",
+        "afqmc baseline: majority class 0",
+        "cmrc2018",
+        "cmrc2018 baseline: first 4 characters",
+        "PyTorch",
+        "ONNX fp32",
+        "ONNX int8",
+    ]
+    # One scatter per task and format, its points those of score_speed_points.
+    assert [tuple(map(tuple, c.get_offsets())) for c in axes.collections[:3]] == [
+        ((400.0, 70.55), (800.0, 68.45), (800.0, 69.0)),
+        ((500.0, 70.1), (1000.0, 68.0), (1000.0, 69.0)),
+        ((1000.0, 69.6), (2000.0, 67.75), (2000.0, 69.0)),
+    ]
+    assert [c.get_label() for c in axes.collections] == [
+        f"{task} {fmt}"
+        for task in ("afqmc", "cmrc2018")
+        for fmt in ("PyTorch", "ONNX fp32", "ONNX int8")
+    ]
+    # Each model named once per task, at its PyTorch point.
+    assert [(t.get_text(), t.xy) for t in axes.texts if isinstance(t, Annotation)] == [
+        ("teacher", (400.0, 70.55)),
+        ("first2", (800.0, 68.45)),
+        ("first2.td (one class)", (800.0, 69.0)),
+        ("teacher", (40.0, 80.45)),
+        ("first2", (160.0, 72.25)),
+    ]

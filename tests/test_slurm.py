@@ -39,17 +39,19 @@ RUN_TIMEOUT = 3600
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/")
 
 # What differs between two runs of the same config, and why; everything else under results/ must
-# be the same bytes. Speed is measured, so bench/ and the report and model cards that show it
-# differ, and so do logs/, benchmarks/ (wall times, pids, dates) and checkpoints/ (the Trainer's
-# scratch: tensorboard files named by time and pid, runtimes in its state; the kept models are
-# compared in the stage outputs).
+# be the same bytes. Speed is measured, so bench/, each task's deploy speed.json and the report
+# and model cards that show it differ, and so do logs/, benchmarks/ (wall times, pids, dates) and
+# checkpoints/ (the Trainer's scratch: tensorboard files named by time and pid, runtimes in its
+# state; the kept models are compared in the stage outputs).
 NOT_COMPARED = re.compile(
     r"^(logs|benchmarks|checkpoints|bench)/|^report\.md$|^report/(tables\.html|score_vs_speed\.png)$"
-    r"|^models/[^/]+/README\.md$"
+    r"|^models/[^/]+/README\.md$|^deploy/[^/]+/speed\.json$"
 )
-# JSON results, and the stats in some Arrow files' metadata, carry measured times beside what
-# was computed: those keys are left out.
-MEASURED = re.compile(r"seconds|runtime|_per_s(econd)?$|latency|throughput|speed|^bench$|runs_ms")
+# JSON results, and the stats in some Arrow files' metadata, carry measured times (and ratios of
+# them) beside what was computed: those keys are left out.
+MEASURED = re.compile(
+    r"seconds|runtime|_per_s(econd)?$|latency|throughput|speed|^bench$|runs_ms|end_to_end|unsteady"
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,18 @@ from transformers import AutoModel, BertConfig, BertModel
 
 from wwmdistill.arrow_io import ArtifactError
 from wwmdistill.models import count_parameters
+from wwmdistill.settings import SpeedSettings
 from wwmdistill.speed import (
-    bench_model,
+    bench_models,
     first_plain_id,
+    interleaved,
     max_length,
-    measure_speed,
     model_size_mb,
     random_inputs,
+    ratio,
+    summarise,
 )
 
-# The contract's keys, plus the measurement's own settings and per-batch detail.
-SPEED_KEYS = {"seq_len", "device", "latency_ms_b1", "throughput_b16", "batch_sizes"}
-SPEED_KEYS |= {"repeats", "warmup", "seed", "per_batch"}
 BENCH_KEYS = {
     "model_dir",
     "parameters",
@@ -33,22 +33,10 @@ BENCH_KEYS = {
     "torch",
     "device_names",
     "model_type",
+    "rounds",
+    "warmup",
+    "interleaved_with",
 }
-
-
-@pytest.fixture(scope="module")
-def small_encoder() -> BertModel:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=120,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=24,
-        pad_token_id=0,
-    )
-    return BertModel(config).eval()
 
 
 def test_random_inputs_are_a_function_of_their_arguments() -> None:
@@ -77,37 +65,47 @@ def test_first_plain_id_and_max_length() -> None:
     assert max_length(roberta) == 512
 
 
-def test_measure_speed_reports_medians_per_batch(small_encoder: BertModel) -> None:
-    result = measure_speed(small_encoder, 16, batch_sizes=(1, 16, 2), repeats=3, warmup=1)
-    assert set(result) == SPEED_KEYS
-    assert result["seq_len"] == 16 and result["device"] == "cpu"
-    assert result["batch_sizes"] == [1, 16, 2]
-    per_batch = result["per_batch"]
-    assert set(per_batch) == {"1", "16", "2"}
-    for batch, timing in per_batch.items():
-        assert len(timing["runs_ms"]) == 3
-        assert timing["latency_ms"] == sorted(timing["runs_ms"])[1]
-        assert timing["throughput"] == pytest.approx(int(batch) / (timing["latency_ms"] / 1000))
-    assert result["latency_ms_b1"] == per_batch["1"]["latency_ms"] > 0
-    assert result["throughput_b16"] == per_batch["16"]["throughput"] > 0
+def test_interleaved_rounds_rotate_the_order_and_time_every_call() -> None:
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    seconds = interleaved(calls, rounds=4, warmup=1)
+    # The warm-up round in order, then each round one call further along.
+    assert "".join(order) == "abc" + "abc" + "bca" + "cab" + "abc"
+    assert {name: len(runs) for name, runs in seconds.items()} == {"a": 4, "b": 4, "c": 4}
 
 
-def test_measure_speed_without_batch_1_or_16_and_too_long(small_encoder: BertModel) -> None:
-    result = measure_speed(small_encoder, 8, batch_sizes=(2,), repeats=1, warmup=0)
-    assert result["latency_ms_b1"] is None and result["throughput_b16"] is None
-    with pytest.raises(ValueError, match=r"seq_len 25 is longer than the model allows \(24"):
-        measure_speed(small_encoder, 25)
+def test_summary_gives_median_quartiles_and_flags_a_wide_spread() -> None:
+    steady = summarise([0.010, 0.011, 0.009, 0.010, 0.012], per_call=16, max_spread=0.25)
+    assert steady["median_ms"] == pytest.approx(10.0)
+    assert (steady["q1_ms"], steady["q3_ms"]) == (pytest.approx(10.0), pytest.approx(11.0))
+    assert steady["spread"] == pytest.approx(0.1) and steady["unsteady"] is False
+    assert steady["per_second"] == pytest.approx(1600.0)
+    noisy = summarise([0.010, 0.030, 0.009, 0.010, 0.014], per_call=1, max_spread=0.25)
+    assert noisy["median_ms"] == pytest.approx(10.0) and noisy["unsteady"] is True
+    assert ratio(noisy, steady) == {"value": pytest.approx(1.0), "unsteady": True}
 
 
-def test_bench_model_on_a_model_directory(tiny_teacher: Path) -> None:
+def test_bench_times_every_model_together(tiny_teacher: Path, tmp_path: Path) -> None:
     threads = torch.get_num_threads()
-    result = bench_model(tiny_teacher, seq_len=32, repeats=2, warmup=1, threads=1)
-    assert set(result) == BENCH_KEYS
-    assert result["model_dir"] == str(tiny_teacher)
-    assert result["seq_len"] == 32 and result["cpu_threads"] == 1
+    torch.manual_seed(0)
+    small = tmp_path / "small"
+    BertModel(BertConfig.from_pretrained(tiny_teacher, num_hidden_layers=1)).save_pretrained(small)
+    settings = SpeedSettings(bench_seq_len=32, repeats=3, warmup=1)
+    tables = bench_models({"teacher": tiny_teacher, "small": small}, settings)
     assert torch.get_num_threads() == threads  # restored after the measurement
-    assert set(result["cpu"]) == SPEED_KEYS
-    assert result["cpu"]["latency_ms_b1"] > 0 and result["cpu"]["throughput_b16"] > 0
+    assert sorted(tables) == ["small", "teacher"]
+    result = tables["teacher"]
+    assert set(result) == BENCH_KEYS
+    assert result["model_dir"] == str(tiny_teacher) and result["interleaved_with"] == [
+        "small",
+        "teacher",
+    ]
+    assert result["seq_len"] == 32 and result["cpu_threads"] == 1 and result["rounds"] == 3
+    cpu = result["cpu"]
+    for batch in ("1", "16"):
+        assert len(cpu["per_batch"][batch]["runs_ms"]) == 3
+    assert cpu["latency_ms_b1"] == cpu["per_batch"]["1"]["median_ms"] > 0
+    assert cpu["throughput_b16"] == pytest.approx(16_000 / cpu["per_batch"]["16"]["median_ms"])
     if torch.cuda.is_available():
         assert result["gpu"]["device"] == "cuda" and result["gpu"]["latency_ms_b1"] > 0
         assert result["device_names"]["gpu"]
@@ -116,9 +114,13 @@ def test_bench_model_on_a_model_directory(tiny_teacher: Path) -> None:
     assert result["torch"] == torch.__version__
     # The encoder alone (what AutoModel loads), not the masked-LM head.
     assert result["parameters"] == count_parameters(AutoModel.from_pretrained(tiny_teacher))
+    assert tables["small"]["parameters"] < result["parameters"]
     weights = tiny_teacher / "model.safetensors"
     assert result["size_mb"] == weights.stat().st_size / 2**20
     assert model_size_mb(tiny_teacher) == result["size_mb"]
+    too_long = SpeedSettings(bench_seq_len=4096, repeats=1, warmup=0)
+    with pytest.raises(ValueError, match=r"bench_seq_len 4096 is longer than the model allows"):
+        bench_models({"teacher": tiny_teacher}, too_long)
 
 
 def test_model_size_needs_weights(tmp_path: Path) -> None:

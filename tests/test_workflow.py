@@ -32,11 +32,17 @@ pytestmark = pytest.mark.workflow
 # augmentation) of both stages, on C3 (no ablation) 1.
 SENTIMENT_DISTILL = {"task_distill_stage1": 2, "task_distill_stage2": 2}
 TASK_DISTILL = {"task_distill_stage1": 3, "task_distill_stage2": 3}
-# What a new teacher reruns downstream of general distillation: both models' speed, 3 tasks x 2
+# The rows of the three task tables (sentiment: teacher, tiny and its two distillations; CMRC2018:
+# teacher and tiny; C3: teacher, tiny and its distillation), each deployed, timed per task.
+DEPLOY = {"deploy": 9, "deploy_speed": 3}
+# The student's rows: its fine-tuning on 3 tasks and its 3 distillations.
+STUDENT_DEPLOY = {"deploy": 6, "deploy_speed": 3}
+# What a new teacher reruns downstream of general distillation: the models' speed, 3 tasks x 2
 # models of fine-tuning, the augmentations (2 slices and 1) and the fine-tuned
-# teacher's logits on them, task distillation, the three task tables, the report and the card.
-DOWNSTREAM = {"bench": 2, "finetune": 6, "evaluate": 3, "report": 1, "model_card": 1, "all": 1}
-DOWNSTREAM |= {"augment": 3, "augment_merge": 2, "task_logits": 2} | TASK_DISTILL
+# teacher's logits on them, task distillation, the deployed rows, the three task tables, the
+# report and the card.
+DOWNSTREAM = {"bench": 1, "finetune": 6, "evaluate": 3, "report": 1, "model_card": 1, "all": 1}
+DOWNSTREAM |= {"augment": 3, "augment_merge": 2, "task_logits": 2} | TASK_DISTILL | DEPLOY
 # The task data: built anew by a new tokenizer, whose vocabulary its [UNK] rates are of.
 TASK_DATA = {"task_data": 3}
 
@@ -106,7 +112,8 @@ def test_unchanged_or_reordered_config_reruns_nothing(finished_run: Path) -> Non
 FRONT = {"corpus": 1, "train_segmenter": 1, "segment": 2, "evaluate_segmenter": 1}
 FROM_TOKENIZER = {"tokenizer": 1, "mask": 2, "teacher": 1, "logits": 1, "general": 1} | TASK_DATA
 # Seed 1 of the student's and teacher's fine-tunings on every task stands: a second seed runs
-# each model on each task once more, and distils once more per task and variant.
+# each model on each task once more, and distils once more per task and variant. The deployed
+# models are the first seed's: they stand.
 NEW_SEED = {"finetune": 6, "task_distill_stage1": 3, "task_distill_stage2": 3, "evaluate": 3}
 NEW_SEED |= {"report": 1, "model_card": 1, "all": 1}
 RERUNS = [
@@ -173,7 +180,8 @@ RERUNS = [
         # The teacher's fine-tunings, the augmentations and their logits stand.
         {"logits": 1, "general": 1, "bench": 1, "finetune": 3, "evaluate": 3, "report": 1}
         | {"model_card": 1, "all": 1}
-        | TASK_DISTILL,
+        | TASK_DISTILL
+        | STUDENT_DEPLOY,
     ),
     (
         "students",
@@ -182,7 +190,8 @@ RERUNS = [
         # Its fine-tunings on the 3 tasks, its speed, the tables, the report and its card.
         {"general": 1, "bench": 1, "finetune": 3, "evaluate": 3, "report": 1, "model_card": 1}
         | {"all": 1}
-        | TASK_DISTILL,
+        | TASK_DISTILL
+        | STUDENT_DEPLOY,
     ),
     (
         "tasks",
@@ -191,7 +200,8 @@ RERUNS = [
         # Both models on that task, so the teacher's logits and the task distillation; the
         # augmentation (by the general teacher) and the other tasks' fine-tunings stand.
         {"finetune": 2, "task_logits": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
-        | SENTIMENT_DISTILL,
+        | SENTIMENT_DISTILL
+        | {"deploy": 4, "deploy_speed": 1},
     ),
     (
         "evaluation",
@@ -203,7 +213,7 @@ RERUNS = [
         "evaluation",
         "`speed.repeats`",
         lambda c: c["evaluation"]["speed"].update(repeats=2),
-        {"bench": 2, "evaluate": 3, "report": 1, "model_card": 1, "all": 1},
+        {"bench": 1, "deploy_speed": 3, "evaluate": 3, "report": 1, "model_card": 1, "all": 1},
     ),
 ]
 README_TABLE = ("<!-- rerun-table -->", "<!-- /rerun-table -->")
@@ -213,7 +223,7 @@ README_TABLE = ("<!-- rerun-table -->", "<!-- /rerun-table -->")
 RULE_ORDER = ["corpus", "train_segmenter", "segment", "evaluate_segmenter", "tokenizer", "mask"]
 RULE_ORDER += ["teacher", "logits", "general", "bench", "task_data", "finetune", "augment"]
 RULE_ORDER += ["augment_merge", "task_logits", "task_distill_stage1", "task_distill_stage2"]
-RULE_ORDER += ["evaluate", "report", "model_card", "all"]
+RULE_ORDER += ["deploy", "deploy_speed", "evaluate", "report", "model_card", "all"]
 
 
 def rerun_row(block: str, change: str, jobs: dict[str, int]) -> str:
@@ -340,6 +350,7 @@ def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
     assert jobs == with_total(
         {"finetune": 2, "task_logits": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
         | SENTIMENT_DISTILL
+        | {"deploy": 4, "deploy_speed": 1}
     )
 
     def tiny_rate(config: dict) -> None:
@@ -349,7 +360,8 @@ def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
         jobs = planned_jobs(finished_run)
     # One model's own learning rate: its fine-tuning only.
     assert jobs == with_total(
-        {"finetune": 1, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+        {"finetune": 1, "deploy": 1, "deploy_speed": 1, "evaluate": 1, "report": 1}
+        | {"model_card": 1, "all": 1}
     )
 
     def more_data(config: dict) -> None:
@@ -358,7 +370,8 @@ def test_a_task_recipe_change_reruns_only_that_task(finished_run: Path) -> None:
     with edited_config(finished_run, more_data):
         jobs = planned_jobs(finished_run)
     assert jobs == with_total(
-        {"task_data": 1, "finetune": 2, "evaluate": 1, "report": 1, "model_card": 1, "all": 1}
+        {"task_data": 1, "finetune": 2, "deploy": 2, "deploy_speed": 1, "evaluate": 1}
+        | {"report": 1, "model_card": 1, "all": 1}
     )
 
 
@@ -376,7 +389,16 @@ def test_eval_tables_compare_every_model(finished_run: Path) -> None:
         seeds = row["scores"]
         assert sorted(seeds) == ["1"]
         assert row["max"]["accuracy"] == row["mean"]["accuracy"] == seeds["1"]["accuracy"]
-        assert row["speed"]["seq_len"] == 32 and row["speed"]["cpu"]["latency_ms_b1"] > 0
+        # Every format timed at the task's length (32) and the bench length (64); the exports
+        # predict what PyTorch predicts on the whole dev split.
+        for fmt in ("pytorch", "fp32", "int8"):
+            for length in ("32", "64"):
+                assert row["speed"]["model"][fmt][length]["16"]["median_ms"] > 0
+        assert row["speed"]["request"]["int8"]["end_to_end"]["median_ms"] > 0
+        assert row["deploy"]["fp32"]["agreement"] >= 0.999
+        assert row["deploy"]["pytorch"]["score"] == pytest.approx(seeds["1"]["accuracy"])
+        deployed = results / "deploy/snownlp_sentiment" / row["model"]
+        assert (deployed / "model.int8.onnx").is_file() and (deployed / "labels.json").is_file()
         # Seed 004's table of the row's base model (length 64 here) rides along.
         bench = json.loads((results / f"bench/{row['base']}.json").read_text())
         assert row["bench"]["seq_len"] == 64 and row["bench"]["cpu"] == bench["cpu"]

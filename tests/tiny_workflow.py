@@ -34,8 +34,6 @@ ONE_THREAD_PER_JOB = (
         for rule in (
             "augment",
             "task_logits",
-            "bench",
-            "evaluate",
             "finetune",
             "general",
             "train_segmenter",

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wwmdistill.evaluation import EvalRow, SpeedSettings, build_eval
+from wwmdistill.evaluation import EvalRow, build_eval
 from wwmdistill.finetune import load_task
 from wwmdistill.job import job
 
@@ -23,8 +23,12 @@ with job(snakemake.log[0], snakemake.threads):
         task_spec["finetune"]["max_seq_len"],
         Path(snakemake.output.eval),
         config={"task": task_spec, "evaluation": evaluation},
-        speed=SpeedSettings(
-            repeats=evaluation["speed"]["repeats"], warmup=evaluation["speed"]["warmup"]
-        ),
+        deployed={
+            row: Path(path)
+            for (row, _, _), path in zip(
+                snakemake.params.rows, snakemake.input.deployed, strict=True
+            )
+        },
+        speed_path=Path(snakemake.input.speed),
         bench={Path(path).stem: Path(path) for path in snakemake.input.bench},
     )

@@ -6,7 +6,8 @@ import markdown
 
 from wwmdistill.arrow_io import atomic_path
 from wwmdistill.job import job
-from wwmdistill.report import build_report, plot_loss_curves, plot_score_vs_speed
+from wwmdistill.report.plots import plot_loss_curves, plot_score_vs_speed
+from wwmdistill.report.tables import build_report
 
 with job(snakemake.log[0], snakemake.threads):
     evals = [Path(p) for p in snakemake.input.evals]

@@ -1,11 +1,12 @@
 """One task's comparison table: every model's dev scores over seeds, its size and its speed.
 
-The rows come from the prediction directories of fine-tuning (and, later, task distillation):
-each holds the scores.json and dev predictions of one model and seed. Speed is measured here, on
-the fine-tuned model of the first seed, at the task's sequence length; size and parameters are
-its own. The table carries the trivial baseline of the same dev split (fit on train) and each
-row's margin over it, and flags a model that predicted a single class on dev: a score that only
-matches the baseline means nothing was learned.
+The rows come from the prediction directories of fine-tuning and task distillation: each holds
+the scores.json and dev predictions of one model and seed. Speed and the deployed formats come
+from the deploy stage, on the model of the first seed: its ONNX exports' agreement with PyTorch
+(deploy.json) and every format's timings, all rows measured together (speed.json). The table
+carries the trivial baseline of the same dev split (fit on train) and each row's margin over it,
+and flags a model that predicted a single class on dev: a score that only matches the baseline
+means nothing was learned.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from wwmdistill.arrow_io import ArtifactError, write_json
+from wwmdistill.deploy.runtime import DEPLOY_FILE
+from wwmdistill.eval_fields import request_overhead, timing
 from wwmdistill.finetune import TaskData
-from wwmdistill.kinds import TaskKind
-from wwmdistill.models import count_parameters, require_model_dir
-from wwmdistill.settings import SpeedSettings
-from wwmdistill.speed import measure_speed, model_size_mb
+from wwmdistill.speed import model_size_mb
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +36,6 @@ class EvalRow:
     stage: str
     base: str
     predictions: Mapping[int, Path]
-
-
-_DEFAULT_SPEED = SpeedSettings()  # frozen, so one instance serves every call
 
 
 def _scores(row: EvalRow, task: str) -> tuple[dict[str, dict[str, float]], list[Path], str]:
@@ -61,26 +56,6 @@ def _scores(row: EvalRow, task: str) -> tuple[dict[str, dict[str, float]], list[
     if len(kinds) != 1:
         raise ArtifactError(f"{row.model} on {task}: mixed metrics {sorted(kinds)}")
     return per_seed, model_dirs, kinds.pop()
-
-
-def _speed(model_dir: Path, kind: TaskKind, seq_len: int, settings: SpeedSettings) -> dict:
-    model = kind.speed_model(require_model_dir(model_dir))
-    speed: dict[str, Any] = {"seq_len": seq_len}
-    speed["cpu"] = measure_speed(
-        model, seq_len, device="cpu", repeats=settings.repeats, warmup=settings.warmup
-    )
-    speed["gpu"] = (
-        measure_speed(
-            model.to("cuda"),
-            seq_len,
-            device="cuda",
-            repeats=settings.repeats,
-            warmup=settings.warmup,
-        )
-        if torch.cuda.is_available()
-        else None
-    )
-    return speed | {"parameters": count_parameters(model)}
 
 
 def baseline_scores(task: TaskData) -> dict[str, Any]:
@@ -132,21 +107,66 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
+def load_deployed(
+    deployed: Mapping[str, Path], speed_path: Path, task: str
+) -> dict[str, dict[str, Any]]:
+    """Per row: its deploy.json and its timings from the task's speed.json, checked to belong
+    to the task and to each other."""
+    speed = json.loads(Path(speed_path).read_text(encoding="utf-8"))
+    if speed.get("task") != task:
+        raise ArtifactError(f"{speed_path}: times task {speed.get('task')!r}, not {task!r}")
+    out = {}
+    for row, directory in deployed.items():
+        path = Path(directory) / DEPLOY_FILE
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing; rerun the deploy of {row} on {task}")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("task") != task:
+            raise ArtifactError(f"{path}: deploys task {record.get('task')!r}, not {task!r}")
+        if row not in speed["rows"]:
+            raise ArtifactError(f"{speed_path}: no timings of {row}; rerun the task's deploy_speed")
+        out[row] = {"record": record, "timing": speed["rows"][row], "seq_lens": speed["seq_lens"]}
+    return out
+
+
+def _deploy_figures(record: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """What deploy.json says of the exports: agreement with PyTorch, logit gap, dev scores."""
+    figures = record["agreement"]
+    out: dict[str, Any] = {"split": record["split"], "rows": figures["rows"]}
+    for fmt in ("fp32", "int8"):
+        out[fmt] = {
+            "agreement": figures[fmt]["agreement"],
+            "max_abs_logit_diff": figures[fmt]["max_abs_logit_diff"],
+            "score": (figures[fmt].get("scores") or {}).get(metric),
+            "size_mb": record["size_mb"][fmt],
+        }
+    out["pytorch"] = {"score": (figures["pytorch"].get("scores") or {}).get(metric)}
+    return out
+
+
 def _row_entry(
     row: EvalRow,
     task: TaskData,
     metric: str,
     dev_ids: list[str],
-    seq_len: int,
-    speed: SpeedSettings,
+    deployed: Mapping[str, Any],
     bench: Mapping[str, Path] | None,
 ) -> dict[str, Any]:
-    """One model's entry: its scores per seed, max and mean, predicted classes, size, speed."""
+    """One model's entry: its scores per seed, max and mean, predicted classes, size, speed and
+    its deployed formats."""
     name, kind = task.name, task.kind
     names = list(kind.metrics)
     per_seed, model_dirs, row_metric = _scores(row, name)
     if row_metric != metric:
         raise ArtifactError(f"{row.model} on {name}: scored with {row_metric}, not {metric}")
+    if row.model not in deployed:
+        raise ArtifactError(f"{row.model} on {name}: not deployed; rerun its deploy")
+    mine = deployed[row.model]
+    if Path(mine["record"]["model_dir"]) != model_dirs[0]:
+        raise ArtifactError(
+            f"{row.model} on {name}: deployed from {mine['record']['model_dir']}, but its first "
+            f"seed's model is {model_dirs[0]}; rerun the deploy"
+        )
     classes = (
         {
             str(seed): predicted_classes(Path(directory) / kind.dev_predictions_file, dev_ids)
@@ -155,7 +175,6 @@ def _row_entry(
         if kind.predicts_classes
         else None
     )
-    measured = _speed(model_dirs[0], kind, seq_len, speed)
     entry = {
         "model": row.model,
         "stage": row.stage,
@@ -165,30 +184,71 @@ def _row_entry(
         "mean": {n: statistics.fmean(s[n] for s in per_seed.values()) for n in names},
         "predicted_classes": classes,
         "single_class": None if classes is None else min(classes.values()) == 1,
-        "parameters": measured.pop("parameters"),
+        "parameters": mine["timing"]["parameters"],
         "size_mb": model_size_mb(model_dirs[0]),
-        "speed": measured,
+        "speed": mine["timing"],
+        "deploy": _deploy_figures(mine["record"], metric),
         "bench": _bench(bench, row.base),
     }
-    log.info("%s on %s: mean %s, speed %s", row.model, name, entry["mean"], measured)
+    log.info("%s on %s: mean %s, deploy %s", row.model, name, entry["mean"], entry["deploy"])
     if entry["single_class"]:
         log.warning("%s on %s predicts one class on dev: %s", row.model, name, classes)
     return entry
 
 
+def _speed_ratio(
+    slower: Mapping[str, Any] | None, faster: Mapping[str, Any] | None
+) -> tuple[float | None, bool]:
+    """slower's median time over faster's (how many times faster `faster` is), and whether
+    either timing is unsteady."""
+    if not slower or not faster:
+        return None, False
+    return slower["median_ms"] / faster["median_ms"], bool(slower["unsteady"] or faster["unsteady"])
+
+
 def _relative_to_teacher(
-    table: list[dict[str, Any]], baseline: dict[str, Any], metric: str, names: list[str]
+    table: list[dict[str, Any]],
+    baseline: dict[str, Any],
+    metric: str,
+    names: list[str],
+    seq_len: int,
 ) -> None:
-    """Add each entry's (and the baseline's) ratios to the teacher and margin over the baseline."""
+    """Add each entry's (and the baseline's) ratios to the teacher and margin over the baseline.
+
+    Speed ratios are of PyTorch fp32 at the task's length (throughput at batch 16, latency at
+    batch 1), and of the same model's int8 export against it; `unsteady` names the ratios taken
+    from a timing whose spread is too large to trust."""
     teacher = next(r for r in table if r["model"] == "teacher")
     baseline["relative"] = {"score": _ratio(baseline["scores"][metric], teacher["mean"][metric])}
     for entry in table:
-        cpu, teacher_cpu = entry["speed"]["cpu"], teacher["speed"]["cpu"]
+        ratios = {
+            "throughput": _speed_ratio(
+                timing(teacher, "pytorch", 16, seq_len), timing(entry, "pytorch", 16, seq_len)
+            ),
+            "latency_speedup": _speed_ratio(
+                timing(teacher, "pytorch", 1, seq_len), timing(entry, "pytorch", 1, seq_len)
+            ),
+            "int8_throughput": _speed_ratio(
+                timing(entry, "pytorch", 16, seq_len), timing(entry, "int8", 16, seq_len)
+            ),
+        }
+        request = request_overhead(entry, "int8")
+        pytorch_score, int8_score = (
+            entry["deploy"]["pytorch"]["score"],
+            entry["deploy"]["int8"]["score"],
+        )
         entry["relative"] = {
             "score": _ratio(entry["mean"][metric], teacher["mean"][metric]),
-            "throughput": _ratio(cpu["throughput_b16"], teacher_cpu["throughput_b16"]),
-            "latency_speedup": _ratio(teacher_cpu["latency_ms_b1"], cpu["latency_ms_b1"]),
             "parameters": _ratio(entry["parameters"], teacher["parameters"]),
+            **{key: value for key, (value, _) in ratios.items()},
+            "int8_score_lost": (
+                None if pytorch_score is None or int8_score is None else pytorch_score - int8_score
+            ),
+            "end_to_end_over_model": request["value"] if request else None,
+            "unsteady": sorted(
+                [key for key, (_, unsteady) in ratios.items() if unsteady]
+                + (["end_to_end_over_model"] if request and request["unsteady"] else [])
+            ),
         }
         entry["margin"] = {n: entry["mean"][n] - baseline["scores"][n] for n in names}
 
@@ -200,15 +260,17 @@ def build_eval(
     out_path: Path,
     *,
     config: Mapping[str, Any],
-    speed: SpeedSettings = _DEFAULT_SPEED,
+    deployed: Mapping[str, Path],
+    speed_path: Path,
     bench: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Write results/eval/{task}.json: scores per seed, max and mean, size, speed, relative.
 
     Beside them: the task's baseline on dev, each row's margin over it (metric points), its
-    distinct predicted classes per seed and `single_class` (null for span QA). `bench` maps a
-    base model to its results/bench JSON (seed 004's table at length 512), which each row
-    carries beside the speed at the task's length.
+    distinct predicted classes per seed and `single_class` (null for span QA), its deployed
+    formats' agreement and scores (`deployed` maps a row to its results/deploy directory) and
+    every format's timings (the task's `speed_path`). `bench` maps a base model to its
+    results/bench JSON (seed 004's table at length 512, the encoder alone).
     """
     name, kind = task.name, task.kind
     if not any(row.model == "teacher" for row in rows):
@@ -216,8 +278,9 @@ def build_eval(
     metric, names = kind.primary_metric, list(kind.metrics)
     baseline = baseline_scores(task)
     dev_ids = [str(i) for i in task.splits["dev"].column("id").to_pylist()]
-    table = [_row_entry(row, task, metric, dev_ids, seq_len, speed, bench) for row in rows]
-    _relative_to_teacher(table, baseline, metric, names)
+    formats = load_deployed(deployed, speed_path, name)
+    table = [_row_entry(row, task, metric, dev_ids, formats, bench) for row in rows]
+    _relative_to_teacher(table, baseline, metric, names, seq_len)
     result = {
         "task": name,
         "kind": kind.name,

@@ -71,7 +71,13 @@ def export_onnx(model: Any, kind: TaskKind, path: Path) -> dict[str, Any]:
 
 def quantize_int8(fp32: Path, int8: Path) -> dict[str, Any]:
     """Dynamic int8 quantisation (weights int8, activations quantised at run time) of `fp32`
-    by onnxruntime's `quantize_dynamic`; what was done, for the record."""
+    by onnxruntime's `quantize_dynamic`; what was done, for the record.
+
+    Without `quant_pre_process`, which quantize_dynamic's warning recommends: its symbolic shape
+    inference stops on the dynamo export ("Incomplete symbolic shape inference"), and neither
+    it nor onnxruntime.transformers' BERT fusions (which do not match the dynamo graph's
+    attention) made the int8 model faster when tried on the students (benchmarks/RESULTS.md).
+    """
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -86,4 +86,3 @@ def _path_student(path: Path, teacher: PreTrainedModel, where: str) -> PreTraine
             f"teacher {teacher.config.vocab_size}; a student must share the teacher's vocabulary"
         )
     return student
-

@@ -247,13 +247,27 @@ class TaskBlock(Block):
 
 
 class SpeedSettings(Block):
-    """timing of every model (random input, median of `repeats`)"""
+    """timing of every model and format: all of a table's models in interleaved rounds (random
+    ids, or dev requests end to end), the median and interquartile range over `repeats` rounds"""
 
     where: ClassVar[str] = "evaluation.speed"
 
     bench_seq_len: Int(ge=8) = 512
-    repeats: Int(ge=1) = 5
-    warmup: Int(ge=0) = 2
+    repeats: Int(ge=1) = Field(7, description="timed rounds; each times every model once")
+    warmup: Int(ge=0) = Field(1, description="untimed rounds before them")
+    threads: Int(ge=1) = Field(
+        1,
+        description="torch and onnxruntime intra-op threads of the timed runs (pinned, recorded): "
+        "one thread gives steady figures on a shared machine",
+    )
+    requests: Int(ge=1) = Field(
+        8, description="dev examples sent one by one per round to time end-to-end latency"
+    )
+    max_spread: Num(gt=0) = Field(
+        0.25,
+        description="a timing whose interquartile range exceeds this share of its median is "
+        "marked unsteady, and so is every ratio taken from it",
+    )
 
 
 class EvaluationSettings(Block):
