@@ -136,6 +136,33 @@ def test_t2_scaling_and_soft_ce_is_kl_plus_teacher_entropy():
     assert ce_loss.item() == pytest.approx(kl_loss.item() + entropy, abs=1e-6)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kl_at_t8_over_a_bert_vocabulary_is_as_close_to_float64_as_kl_div(seed):
+    # KL x T^2 ~ 9 while cross-entropy x T^2 ~ 640: summed apart, they cancel to ~3e-6 in float32.
+    temperature, positions, vocab, k = 8.0, 96, 21128, 128
+    gen = torch.Generator().manual_seed(seed)
+    student = torch.randn(positions, vocab, generator=gen) * 3
+    teacher = torch.randn(positions, vocab, generator=gen) * 3
+    s64, t64 = student.double() / temperature, teacher.double() / temperature
+    log_q = F.log_softmax(s64, -1)
+    full = F.kl_div(log_q, F.log_softmax(t64, -1), reduction="batchmean", log_target=True)
+    ids = torch.arange(vocab).expand(positions, vocab)
+    loss = topk_kd_loss(student, ids, teacher, temperature=temperature)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(full.item() * temperature**2, rel=1e-6, abs=0)
+
+    # Top-k with the tail bucket, the same semantics in float64.
+    top_logits, top_ids = teacher.topk(k, dim=-1)
+    lse = teacher.logsumexp(-1)
+    tail = 1.0 - torch.exp(top_logits.double() - lse.double()[:, None]).sum(-1, keepdim=True)
+    p = torch.cat([F.softmax(top_logits.double() / temperature, -1) * (1.0 - tail), tail], -1)
+    q_top = log_q.gather(-1, top_ids)
+    q_tail = torch.log1p(-q_top.exp().sum(-1, keepdim=True))
+    expected = (p * (p.log() - torch.cat([q_top, q_tail], -1))).sum() / positions
+    loss = topk_kd_loss(student, top_ids, top_logits, temperature=temperature, logsumexp=lse)
+    assert loss.item() == pytest.approx(expected.item() * temperature**2, rel=1e-6, abs=0)
+
+
 def test_fp16_cache_and_half_precision_student_are_accepted():
     ids, logits = cached(5)
     exact = topk_kd_loss(STUDENT, ids, logits, temperature=2.0)

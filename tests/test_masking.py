@@ -24,6 +24,7 @@ from wwmdistill.artifacts.segmented import SEGMENTED_SCHEMA
 from wwmdistill.masking import (
     SENTENCE_END_CHARS,
     MaskingSettings,
+    build_instances,
     greedy_select,
     mask_shard,
 )
@@ -73,13 +74,25 @@ def _write_segmented(path: Path, texts: list[str], ends: list[list[int]]) -> Pat
 
 
 class Doc:
-    """A document's tokens and words, computed token by token (the independent reference)."""
+    """A document's tokens and words, computed token by token (the independent reference).
 
-    def __init__(self, tok, text: str, ends: list[int]) -> None:
+    `word` numbers the whole-word groups: a token starts a new one where its first character
+    falls in another segmenter word than the previous token's, unless (WordPiece) it is a `##`
+    piece, which always joins the token before it, as in DataCollatorForWholeWordMask.
+    """
+
+    def __init__(self, tok, text: str, ends: list[int], wordpiece: bool = True) -> None:
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         self.ids: list[int] = enc["input_ids"]
         starts = [s for s, _ in enc["offset_mapping"]]
-        self.word = [bisect_right(ends, s) for s in starts]
+        segmenter_word = [bisect_right(ends, s) for s in starts]
+        pieces = tok.convert_ids_to_tokens(self.ids)
+        self.word, group = [], -1
+        for i, piece in enumerate(pieces):
+            joins = wordpiece and piece.startswith("##")
+            if i == 0 or (segmenter_word[i] != segmenter_word[i - 1] and not joins):
+                group += 1
+            self.word.append(group)
         self.sentence_start = [
             i == 0
             or (
@@ -128,13 +141,15 @@ def _restored(row: dict) -> list[int]:
     return ids
 
 
-def _check_shard(path: Path, tok, texts, ends, settings: MaskingSettings) -> dict[str, int]:
+def _check_shard(
+    path: Path, tok, texts, ends, settings: MaskingSettings, wordpiece: bool = True
+) -> dict[str, int]:
     """Every property of a masked shard that does not depend on the random draws."""
     by_doc = _rows_by_doc(path)
     counts: Counter[str] = Counter()
     specials = set(tok.all_special_ids)
     for i, (text, doc_ends) in enumerate(zip(texts, ends, strict=True)):
-        doc = Doc(tok, text, doc_ends)
+        doc = Doc(tok, text, doc_ends, wordpiece)
         expected_rows, hard_cut = doc.reference_rows(settings.max_seq_len - 2)
         counts["hard_cut"] += hard_cut
         for dupe in range(settings.dupe_factor):
@@ -328,8 +343,60 @@ def test_byte_level_bpe_masks_whole_whitespace_words(tmp_path: Path) -> None:
     settings = MaskingSettings(max_seq_len=64, dupe_factor=3, batch_docs=3)
     out = tmp_path / "en_masked.arrow"
     mask_shard(segmented, tok_dir, out, settings, seed=0, shard_index=0)
-    counts = _check_shard(out, load_tokenizer(tok_dir), texts, ends, settings)
+    counts = _check_shard(out, load_tokenizer(tok_dir), texts, ends, settings, wordpiece=False)
     assert counts["multi_piece_words"] > 50
+
+
+def test_a_wordpiece_word_the_segmenter_cuts_is_never_split(tmp_path: Path) -> None:
+    from transformers import BertTokenizerFast
+
+    vocab = [*("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"), *"今天６是冷。我们很好"]
+    vocab += ["##℃", "abc", "##def", "x", "##y", "##z"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok_dir = tmp_path / "wp"
+    BertTokenizerFast(str(tmp_path / "vocab.txt")).save_pretrained(str(tok_dir))
+    tok = load_tokenizer(tok_dir)
+    # Segmenter words (|) cutting inside WordPiece words: 今天|６|℃是|冷|。 tokenised
+    # 今 天 ６ ##℃ 是 冷 。; 我|abc|def们|。 as 我 abc ##def 们 。; x|y|z很|好 as x ##y ##z 很 好.
+    texts = ["今天６℃是冷。", "我abcdef们。", "xyz很好", "今天６℃是冷今天６℃是冷。"]
+    ends = [[2, 3, 5, 6, 7], [1, 4, 8, 9], [1, 2, 4, 5], [2, 3, 5, 6, 8, 9, 11, 12, 13]]
+    inst = build_instances(
+        texts,
+        pa.array(ends, pa.list_(pa.int32())),
+        tok.backend_tokenizer,
+        max_seq_len=128,
+        cls_id=tok.cls_token_id,
+        sep_id=tok.sep_token_id,
+    )
+    groups = [[] for _ in range(inst.unit_row.size)]
+    for pos, unit in zip(inst.content_pos.tolist(), inst.unit.tolist(), strict=True):
+        groups[unit].append(tok.convert_ids_to_tokens(int(inst.input_ids[pos])))
+    # Each group is the union of a segmenter word and the WordPiece word it cuts.
+    assert groups == [
+        *(["今", "天"], ["６", "##℃", "是"], ["冷"], ["。"]),
+        *(["我"], ["abc", "##def", "们"], ["。"]),
+        *(["x", "##y", "##z", "很"], ["好"]),
+        *(["今", "天"], ["６", "##℃", "是"], ["冷"], ["今", "天"], ["６", "##℃", "是"], ["冷"]),
+        ["。"],
+    ]
+    assert inst.unit_len.tolist() == [len(g) for g in groups]
+
+    # Through the stage, masking often and packing the long sentence at group boundaries: no
+    # WordPiece word is ever split, every masked group is masked whole.
+    segmented = _write_segmented(tmp_path / "seg.arrow", texts * 20, ends * 20)
+    settings = MaskingSettings(max_seq_len=8, masked_lm_prob=0.5, dupe_factor=5, batch_docs=16)
+    out = tmp_path / "masked.arrow"
+    mask_shard(segmented, tok_dir, out, settings, seed=0, shard_index=0)
+    _check_shard(out, tok, texts * 20, ends * 20, settings)
+    pieces_masked = 0
+    for row in open_shard(out, stage="masked").read_all().to_pylist():
+        pieces = tok.convert_ids_to_tokens(_restored(row))
+        masked = set(row["masked_positions"])
+        for p, piece in enumerate(pieces):
+            if piece.startswith("##"):
+                assert (p in masked) == (p - 1 in masked), f"{pieces} split at {p}"
+                pieces_masked += p in masked
+    assert pieces_masked > 50
 
 
 def test_bad_input_is_reported(zh: dict, tmp_path: Path) -> None:

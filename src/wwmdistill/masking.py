@@ -2,7 +2,11 @@
 
 Words are the segmenter's real spans mapped onto tokens through the fast tokenizer's offsets
 (a token belongs to the word its first character falls in), so every token of a word is masked
-together whatever the tokenizer (WordPiece `##` pieces, byte-level BPE). Everything after
+together whatever the tokenizer (WordPiece `##` pieces, byte-level BPE). A tokenizer that marks
+subword continuations (WordPiece's `##`) also never has a word of its own split: a piece that
+continues the previous token's pre-token word joins that token's group even where the segmenter
+cuts between them (`６ | ℃` tokenised `６ ##℃`), so a group is the union of segmenter words and
+WordPiece words, as in Google BERT and DataCollatorForWholeWordMask. Everything after
 tokenisation works on flat numpy arrays over a whole record batch of documents: no Python loop
 runs per token, only a few vectorised passes per batch.
 """
@@ -37,6 +41,9 @@ _END_CODES = np.array([ord(c) for c in SENTENCE_END_CHARS], dtype=np.uint32)
 _NO_START_CODES = np.array([ord(c) for c in _NO_SENTENCE_START], dtype=np.uint32)
 # What masking reads of a segmented shard.
 _SEGMENTED_COLUMNS = ("doc_id", "text", "word_ends")
+# Bumped when the rows written for the same inputs and settings change (2: a WordPiece word is
+# never split between whole-word groups).
+MASKING_VERSION = "2"
 
 
 def greedy_select(rows: np.ndarray, lengths: np.ndarray, budget: np.ndarray) -> np.ndarray:
@@ -123,9 +130,21 @@ def _global_word_ends(
     return ends + char_base[doc_of_end]
 
 
-def _tokenise(texts: list[str], backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The batch's token ids and their character starts, flattened over the documents, and the
-    number of tokens of each document."""
+def _marks_subwords(backend: Any) -> bool:
+    """Whether the tokenizer's model marks the pieces that continue a word (WordPiece's `##`).
+
+    Only then is its pre-token word a word: byte-level BPE and Metaspace pre-tokenizers leave a
+    whole run of CJK characters as one pre-token, which must not become one masking group.
+    """
+    return bool(getattr(backend.model, "continuing_subword_prefix", None))
+
+
+def _tokenise(
+    texts: list[str], backend: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's token ids and their character starts, flattened over the documents, the
+    number of tokens of each document, and which tokens continue the previous token's
+    pre-token word in a tokenizer that marks subwords (never a document's first token)."""
     n_docs = len(texts)
     encodings = backend.encode_batch(texts, add_special_tokens=False)
     n_tok_doc = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n_docs)
@@ -137,7 +156,17 @@ def _tokenise(texts: list[str], backend: Any) -> tuple[np.ndarray, np.ndarray, n
         dtype=np.int64,
         count=2 * n,
     )
-    return ids, spans[0::2], n_tok_doc
+    continues = np.zeros(n, dtype=bool)
+    if n and _marks_subwords(backend):
+        # Pre-token word indices restart at 0 in every document; without special tokens
+        # every token has one.
+        word_ids = np.fromiter(
+            chain.from_iterable(e.word_ids for e in encodings), dtype=np.int64, count=n
+        )
+        continues[1:] = word_ids[1:] == word_ids[:-1]
+        doc_starts = np.cumsum(n_tok_doc)[:-1]
+        continues[doc_starts[doc_starts < n]] = False  # a document's first token
+    return ids, spans[0::2], n_tok_doc, continues
 
 
 def _sentence_starts(texts: list[str], gstart: np.ndarray, doc_first: np.ndarray) -> np.ndarray:
@@ -195,7 +224,7 @@ def build_instances(
 ) -> _Instances:
     """Tokenise a batch of documents, map tokens to words and pack sentences into instances."""
     limit = max_seq_len - 2
-    ids, starts, n_tok_doc = _tokenise(texts, backend)
+    ids, starts, n_tok_doc, continues = _tokenise(texts, backend)
     n = ids.size
     doc_of_tok = np.repeat(np.arange(len(texts)), n_tok_doc)
 
@@ -214,8 +243,10 @@ def build_instances(
     sentence = np.cumsum(new_sentence) - 1
     long_sentence = (np.bincount(sentence) > limit)[sentence]
 
+    # A whole-word group starts at a segmenter word, unless the token continues the previous
+    # token's WordPiece word: groups are unions of the two kinds of word.
     word_first = doc_first.copy()
-    word_first[1:] |= word[1:] != word[:-1]
+    word_first[1:] |= (word[1:] != word[:-1]) & ~continues[1:]
     word_run = np.cumsum(word_first) - 1
     run_first = np.flatnonzero(word_first)
     pos_in_word = np.arange(n) - run_first[word_run]
@@ -352,7 +383,7 @@ def mask_shard(
     replacement = np.asarray(random_replacement_ids(tok), dtype=np.int32)
     tok_fp = tokenizer_fingerprint(tokenizer_dir)
     settings_dict = settings.as_dict()
-    fp = fingerprint(settings_dict, seed, shard_index, source.fingerprint, tok_fp)
+    fp = fingerprint(MASKING_VERSION, settings_dict, seed, shard_index, source.fingerprint, tok_fp)
     stats = dict.fromkeys(_COUNTS, 0)
     n_batches = math.ceil(source.num_rows / settings.batch_docs)
     with masked_writer(

@@ -132,10 +132,13 @@ def topk_kd_loss(
     student = _student_log_probs(
         student_logits.float(), topk_ids.long(), temperature, with_tail=logsumexp is not None
     )
-    loss = -(teacher * student).sum()
     if kind == "kl":
+        # Summed elementwise, p_t (log p_t - log p_s): cross-entropy and entropy summed apart
+        # (~640 - 631 at T=8 over 21k ids, with T^2) cancel to ~3e-6 relative error in float32.
         # xlogy: 0 * log 0 = 0 for buckets the teacher leaves empty.
-        loss = loss + torch.xlogy(teacher, teacher).sum()
+        loss = (torch.xlogy(teacher, teacher) - teacher * student).sum()
+    else:
+        loss = -(teacher * student).sum()
     loss = loss / positions
     return loss * temperature**2 if t2_scaling else loss
 
