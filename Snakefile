@@ -50,6 +50,7 @@ include: "rules/augment.smk"
 include: "rules/task_distill.smk"
 include: "rules/deploy.smk"
 include: "rules/evaluate.smk"
+include: "rules/claims.smk"
 
 
 # A per-task target outside the registry (results/eval/afqmcx.json) stops the DAG naming the task

@@ -10,6 +10,7 @@ from wwmdistill.config_check import normalise_paths
 from wwmdistill.content import ContentDigests
 from wwmdistill.download.sources import source_inputs
 from wwmdistill.kinds import kind_of
+from wwmdistill.settings import ClaimsSettings
 from wwmdistill.tasks import plan_task
 from wwmdistill.tasks.registry import TASKS as REGISTRY
 from wwmdistill.tasks.registry import finetune_recipe, get_spec
@@ -409,3 +410,16 @@ def deployed_rows(task):
 
 def deployed_models(task):
     return [row_model(task, row) for row, _, _ in eval_rows(task)]
+
+
+def claims_block():
+    """The claims block with its defaults, `tasks` resolved (null: the config's tasks). The
+    schema fills none of it: a run without the claims target need not write the block."""
+    settings = ClaimsSettings.from_config(config.get("claims"))
+    resolved = settings.model_dump(mode="json")
+    resolved["tasks"] = TASKS if settings.tasks is None else list(settings.tasks)
+    return canonical(resolved)
+
+
+def claims_evals():
+    return expand("results/eval/{task}.json", task=claims_block()["tasks"])

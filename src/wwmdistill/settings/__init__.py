@@ -13,6 +13,13 @@ from wwmdistill.settings.base import (
     ConfigError,
     parse,
 )
+from wwmdistill.settings.claims import (
+    AugmentationClaim,
+    CacheClaim,
+    ClaimsSettings,
+    InitClaim,
+    SmallFastClaim,
+)
 from wwmdistill.settings.config import Config, check_config, config_schema, schema_text
 from wwmdistill.settings.pretraining import (
     CorpusSettings,
@@ -45,19 +52,24 @@ __all__ = [
     "DEFAULT_MAX_EXTRACT_MEMBERS",
     "PRECISIONS",
     "AugmentSettings",
+    "AugmentationClaim",
     "Block",
+    "CacheClaim",
+    "ClaimsSettings",
     "Config",
     "ConfigError",
     "CorpusSettings",
     "EvalSettings",
     "EvaluationSettings",
     "FinetuneSettings",
+    "InitClaim",
     "LogitsSettings",
     "LossWeights",
     "LtpSettings",
     "MaskingSettings",
     "ModelSize",
     "SegmentationSettings",
+    "SmallFastClaim",
     "SourceSettings",
     "SpeedSettings",
     "Stage1Settings",

@@ -14,7 +14,8 @@ import yaml
 from pydantic import AfterValidator, Field
 from pydantic.json_schema import GenerateJsonSchema
 
-from wwmdistill.settings.base import Block, Int, parse
+from wwmdistill.settings.base import Block, Int, no_default, parse
+from wwmdistill.settings.claims import ClaimsSettings
 from wwmdistill.settings.pretraining import (
     CorpusSettings,
     LogitsSettings,
@@ -78,6 +79,14 @@ class Config(Block):
         "(results/eval/{name}.json) without a block here; a block overrides its defaults",
     )
     evaluation: EvaluationSettings = EvaluationSettings()
+    # No schema default: a run without the claims target never reads it, and its jobs' params
+    # (the report prints the whole config) stay as they were.
+    claims: ClaimsSettings = Field(
+        None,
+        description="the seeds' claims replayed on this run (`snakemake results/claims.md`): which "
+        "students and tasks, and each claim's thresholds; unwritten, the defaults",
+        json_schema_extra=no_default,
+    )
 
 
 def check_config(config: dict[str, Any]) -> Config:

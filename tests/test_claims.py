@@ -1,0 +1,416 @@
+"""The claims target: paired t intervals, verdicts and aggregation on hand-written eval tables.
+
+Three seeds give 2 degrees of freedom, where Student's t has a closed form: the 97.5% quantile
+is (2p - 1) / sqrt(2p(1 - p)) at p = 0.975, i.e. 0.95 / sqrt(0.04875) = 4.3026527297. With
+differences whose sample std is s, the 95% interval is mean +/- 4.3026527297 * s / sqrt(3):
+- d = (2, 3, 4): mean 3, s = 1, half width 2.4841377118: [0.5158622882, 5.4841377118];
+- d = (-1, 1, 3): mean 1, s = 2, half width 4.9682754235: [-3.9682754235, 5.9682754235];
+- d = (-0.5, 0, 0.5): mean 0, s = 0.5, half width 1.2420688559.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from wwmdistill.claims import (
+    augmentation_claim,
+    cache_claim,
+    init_claim,
+    replay_claims,
+    small_fast_claim,
+)
+from wwmdistill.claims_report import render_claims, write_claims
+from wwmdistill.claims_stats import (
+    INCONCLUSIVE,
+    NOT_REPLAYED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    all_of,
+    at_least,
+    decide,
+    paired_interval,
+)
+from wwmdistill.settings import ClaimsSettings, Config, check_config, config_schema
+
+REPO = Path(__file__).resolve().parents[1]
+T975_2 = 0.95 / 0.04875**0.5  # 4.3026527297, t.ppf(0.975, 2) in closed form
+SQRT3 = 3**0.5
+TASKS = ("afqmc", "chnsenticorp", "tnews")
+STUDENTS = {
+    "first2": {"init": "first_n", "first_n": 2, "mode": "cached", "training": {"max_steps": 300}},
+    "first2_online": {
+        "init": "first_n",
+        "first_n": 2,
+        "mode": "online",
+        "training": {"max_steps": 300},
+    },
+    "random2": {"init": "scratch", "mode": "cached", "training": {"max_steps": 300}},
+    "narrow": {"init": "scratch", "mode": "cached", "training": {"max_steps": 300}},
+}
+
+
+def row(model: str, scores: Sequence[float], parameters: int = 4_000_000, **relative) -> dict:
+    """An eval row as evaluation.py writes it: per-seed scores and ratios to the teacher."""
+    return {
+        "model": model,
+        "scores": {str(seed): {"accuracy": value} for seed, value in enumerate(scores, 1)},
+        "mean": {"accuracy": sum(scores) / len(scores)},
+        "parameters": parameters,
+        "relative": {"parameters": parameters / 20_000_000, "unsteady": []} | relative,
+    }
+
+
+def table(task: str, *rows: dict, seeds: Sequence[int] = (1, 2, 3)) -> dict:
+    teacher = row("teacher", [80.0] * len(seeds), 20_000_000, throughput=1.0)
+    return {"task": task, "metric": "accuracy", "seeds": list(seeds), "rows": [teacher, *rows]}
+
+
+def shifted(scores: Sequence[float], by: Sequence[float]) -> list[float]:
+    return [a - b for a, b in zip(scores, by, strict=True)]
+
+
+BASE = [70.0, 72.0, 74.0]
+UP = (2.0, 3.0, 4.0)  # clearly positive
+DOWN = (-2.0, -3.0, -4.0)  # clearly negative
+STRADDLE = (-1.0, 1.0, 3.0)  # straddles 0
+
+
+def pair(task: str, left: str, right: str, differences: Sequence[float]) -> dict:
+    """A table where left - right is `differences`, seed by seed."""
+    return table(task, row(left, BASE), row(right, shifted(BASE, differences)))
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def test_paired_interval_by_hand() -> None:
+    interval = paired_interval(UP, 0.95)
+    assert interval["n"] == 3 and interval["mean"] == 3.0 and interval["std"] == 1.0
+    assert interval["low"] == pytest.approx(3 - T975_2 / SQRT3, abs=1e-9)
+    assert interval["low"] == pytest.approx(0.5158622882, abs=1e-9)
+    assert interval["high"] == pytest.approx(5.4841377118, abs=1e-9)
+    straddle = paired_interval(STRADDLE, 0.95)
+    assert (straddle["low"], straddle["high"]) == pytest.approx((-3.9682754235, 5.9682754235))
+    assert paired_interval([1.5], 0.95) == {
+        "n": 1,
+        "mean": 1.5,
+        "std": None,
+        "low": None,
+        "high": None,
+    }
+
+
+def test_superiority_verdicts() -> None:
+    assert decide(paired_interval(UP, 0.95)) == (REPRODUCED, "lower bound +0.52 > 0")
+    assert decide(paired_interval(DOWN, 0.95)) == (NOT_REPRODUCED, "upper bound -0.52 < 0")
+    assert decide(paired_interval(STRADDLE, 0.95)) == (
+        INCONCLUSIVE,
+        "interval [-3.97, +5.97] holds 0",
+    )
+    assert decide(paired_interval([4.0], 0.95)) == (INCONCLUSIVE, "one seed: no interval")
+
+
+def test_non_inferiority_verdicts() -> None:
+    level = paired_interval([-0.5, 0.0, 0.5], 0.95)  # [-1.24, +1.24]
+    assert decide(level, margin=2.0) == (REPRODUCED, "lower bound -1.24 > -2")
+    assert decide(level, margin=1.0) == (INCONCLUSIVE, "interval [-1.24, +1.24] holds -1")
+    # d = (-3, -4, -5): [-6.48, -1.52], wholly below -1.
+    worse = paired_interval([-3.0, -4.0, -5.0], 0.95)
+    assert decide(worse, margin=1.0) == (NOT_REPRODUCED, "upper bound -1.52 < -1")
+    # A wider interval at 99%: t.ppf(0.995, 2) = 0.99 / sqrt(2 * 0.995 * 0.005) = 9.9249.
+    assert paired_interval(UP, 0.99)["low"] == pytest.approx(3 - 9.924843 / SQRT3, abs=1e-5)
+
+
+def test_all_of_and_at_least() -> None:
+    assert all_of([REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert all_of([REPRODUCED, INCONCLUSIVE]) == INCONCLUSIVE
+    assert all_of([INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED]) == NOT_REPRODUCED
+    assert all_of([]) == INCONCLUSIVE
+    r, i, n, x = REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED, NOT_REPLAYED
+    assert at_least([r, r, r, n], 3) == REPRODUCED
+    assert at_least([r, r, i, n], 3) == INCONCLUSIVE  # the inconclusive one could make 3
+    assert at_least([r, r, n, n], 3) == NOT_REPRODUCED  # at most 2 can be
+    assert at_least([r, r, i, x], 3) == INCONCLUSIVE
+    assert at_least([r, i, x, x], 3) == NOT_REPRODUCED  # tasks not replayed count for nothing
+
+
+# --- the claims on eval tables -----------------------------------------------------------------
+
+
+def test_cache_is_non_inferiority_over_every_task() -> None:
+    settings = ClaimsSettings()
+    tables = [
+        pair("afqmc", "first2", "first2_online", UP),
+        pair("chnsenticorp", "first2", "first2_online", [-0.5, 0.0, 0.5]),  # [-1.24, 1.24]
+        pair("tnews", "first2", "first2_online", STRADDLE),
+    ]
+    result = cache_claim(tables, settings, STUDENTS)
+    assert [task["verdict"] for task in result["tasks"]] == [REPRODUCED, INCONCLUSIVE, INCONCLUSIVE]
+    assert result["verdict"] == INCONCLUSIVE
+    assert result["reason"] == "1 of 3 tasks reproduced; every one must be"
+    first = result["tasks"][0]["comparisons"][0]
+    assert first["test"] == "non-inferiority" and first["margin"] == 1.0
+    assert first["left"]["scores"] == {"1": 70.0, "2": 72.0, "3": 74.0}
+    assert first["right"]["scores"] == {"1": 68.0, "2": 69.0, "3": 70.0}
+    assert first["differences"] == {"1": 2.0, "2": 3.0, "3": 4.0}
+    assert (first["left"]["mean"], first["left"]["std"]) == (72.0, 2.0)
+    assert (first["right"]["mean"], first["right"]["std"]) == (69.0, 1.0)
+    tables[2] = pair("tnews", "first2", "first2_online", [-3.0, -4.0, -5.0])
+    assert cache_claim(tables, settings, STUDENTS)["verdict"] == NOT_REPRODUCED
+    tables[1:] = [pair(task, "first2", "first2_online", UP) for task in TASKS[1:]]
+    assert cache_claim(tables, settings, STUDENTS)["verdict"] == REPRODUCED
+
+
+def test_init_is_superiority_over_every_task() -> None:
+    settings = ClaimsSettings()
+    tables = [pair(task, "first2", "random2", UP) for task in TASKS]
+    assert init_claim(tables, settings, STUDENTS)["verdict"] == REPRODUCED
+    tables[0] = pair("afqmc", "first2", "random2", DOWN)
+    result = init_claim(tables, settings, STUDENTS)
+    assert result["verdict"] == NOT_REPRODUCED
+    assert result["tasks"][0]["comparisons"][0]["reason"] == "upper bound -0.52 < 0"
+
+
+def augmentation_table(task: str, td: Sequence[float], noaug: Sequence[float]) -> dict:
+    """narrow.td - narrow.td_noaug = td and narrow.td_noaug - narrow = noaug, seed by seed."""
+    plain = [60.0, 61.0, 62.0]
+    middle = [p + d for p, d in zip(plain, noaug, strict=True)]
+    top = [m + d for m, d in zip(middle, td, strict=True)]
+    return table(task, row("narrow", plain), row("narrow.td_noaug", middle), row("narrow.td", top))
+
+
+def test_augmentation_counts_tasks_where_both_steps_hold() -> None:
+    settings = ClaimsSettings()
+    tables = [
+        augmentation_table("afqmc", UP, UP),
+        augmentation_table("chnsenticorp", UP, UP),
+        augmentation_table("tnews", UP, STRADDLE),  # the second step is within the noise
+    ]
+    result = augmentation_claim(tables, settings, STUDENTS)
+    assert [task["verdict"] for task in result["tasks"]] == [REPRODUCED, REPRODUCED, INCONCLUSIVE]
+    assert result["verdict"] == INCONCLUSIVE
+    assert result["reason"] == "2 of 3 tasks reproduced, 1 inconclusive; at least 3 must be"
+    compared = [(c["left"]["row"], c["right"]["row"]) for c in result["tasks"][0]["comparisons"]]
+    assert compared == [("narrow.td", "narrow.td_noaug"), ("narrow.td_noaug", "narrow")]
+    tables[2] = augmentation_table("tnews", DOWN, UP)
+    assert augmentation_claim(tables, settings, STUDENTS)["verdict"] == NOT_REPRODUCED
+    two = ClaimsSettings.from_config({"augmentation": {"min_tasks": 2}})
+    assert augmentation_claim(tables, two, STUDENTS)["verdict"] == REPRODUCED
+
+
+def test_augmentation_without_the_rows_is_not_replayed() -> None:
+    tables = [augmentation_table("afqmc", UP, UP), augmentation_table("tnews", UP, UP)]
+    tables.append(table("chnsenticorp", row("narrow", BASE)))
+    result = augmentation_claim(tables, ClaimsSettings(), STUDENTS)
+    assert result["verdict"] == NOT_REPLAYED
+    assert result["reason"] == "only 2 of the claims' tasks have its rows; it needs 3"
+    assert result["tasks"][2] == {
+        "task": "chnsenticorp",
+        "verdict": NOT_REPLAYED,
+        "reason": "no rows narrow.td, narrow.td_noaug: no task distillation with ablation",
+        "comparisons": [],
+        "checks": [],
+    }
+
+
+def small_fast_table(task: str, differences: Sequence[float], **relative) -> dict:
+    """narrow - 0.95 x teacher (76) = differences; a fifth of the teacher's parameters."""
+    scores = [76.0 + d for d in differences]
+    return table(task, row("narrow", scores, 4_000_000, **({"throughput": 5.0} | relative)))
+
+
+def test_small_fast_needs_size_score_and_speed() -> None:
+    settings = ClaimsSettings()
+    tables = [small_fast_table(task, UP) for task in TASKS]
+    result = small_fast_claim(tables, settings, STUDENTS)
+    assert result["verdict"] == REPRODUCED
+    task = result["tasks"][0]
+    assert [check["reason"] for check in task["checks"]] == ["0.2 <= 0.25", "5 >= 4"]
+    score = task["comparisons"][0]
+    assert score["right"]["label"] == "0.95 × teacher"
+    assert score["right"]["scores"] == pytest.approx({"1": 76.0, "2": 76.0, "3": 76.0})
+    assert score["interval"]["low"] == pytest.approx(0.5158622882, abs=1e-9)
+    # An unsteady throughput leaves its task inconclusive; a slow one fails it.
+    tables[1] = small_fast_table("chnsenticorp", UP, unsteady=["throughput"])
+    result = small_fast_claim(tables, settings, STUDENTS)
+    assert result["tasks"][1]["checks"][1]["reason"] == "5 from an unsteady timing"
+    assert result["verdict"] == INCONCLUSIVE
+    tables[2] = small_fast_table("tnews", UP, throughput=3.0)
+    result = small_fast_claim(tables, settings, STUDENTS)
+    assert result["tasks"][2]["checks"][1]["reason"] == "3 < 4"
+    assert result["verdict"] == NOT_REPRODUCED
+
+
+def test_claims_without_their_students_are_not_replayed() -> None:
+    tables = [pair(task, "first2", "random2", UP) for task in TASKS]
+    result = replay_claims(tables, ClaimsSettings(), {"first2": STUDENTS["first2"]}, [1, 2, 3])
+    verdicts = {claim["claim"]: (claim["verdict"], claim["reason"]) for claim in result["claims"]}
+    assert verdicts == {
+        "cache": (NOT_REPLAYED, "student(s) first2_online not in the config's students"),
+        "augmentation": (NOT_REPLAYED, "student(s) narrow not in the config's students"),
+        "init": (NOT_REPLAYED, "student(s) random2 not in the config's students"),
+        "wwm_vs_char": (
+            NOT_REPLAYED,
+            "needs two teachers (whole-word and character masking, equal budget) in one run; "
+            "the DAG builds one teacher per run",
+        ),
+        "small_fast": (NOT_REPLAYED, "student(s) narrow not in the config's students"),
+    }
+
+
+def test_pairs_that_differ_beyond_the_claim_are_not_replayed() -> None:
+    students = copy.deepcopy(STUDENTS)
+    students["first2_online"]["training"] = {"max_steps": 600}
+    tables = [pair(task, "first2", "first2_online", UP) for task in TASKS]
+    result = cache_claim(tables, ClaimsSettings(), students)
+    assert (result["verdict"], result["reason"]) == (
+        NOT_REPLAYED,
+        "first2 and first2_online also differ in ['training']",
+    )
+    students["first2_online"] = dict(STUDENTS["first2_online"], mode="cached")
+    assert cache_claim(tables, ClaimsSettings(), students)["reason"] == (
+        "modes are cached and cached, not cached and online"
+    )
+    shapes = [pair(task, "first2", "random2", UP) for task in TASKS]
+    shapes[1]["rows"][2]["parameters"] = 3_000_000
+    assert init_claim(shapes, ClaimsSettings(), STUDENTS)["reason"] == (
+        "on chnsenticorp first2 has 4000000 parameters and random2 3000000: not the same shape"
+    )
+
+
+def test_one_seed_is_inconclusive() -> None:
+    tables = [
+        table(task, row("first2", [75.0]), row("random2", [70.0]), seeds=[1]) for task in TASKS
+    ]
+    result = init_claim(tables, ClaimsSettings(), STUDENTS)
+    assert result["verdict"] == INCONCLUSIVE
+    assert {t["comparisons"][0]["reason"] for t in result["tasks"]} == {"one seed: no interval"}
+
+
+def test_tables_must_hold_the_configs_seeds() -> None:
+    with pytest.raises(ValueError, match=r"afqmc: seeds \[1, 2, 3\], but evaluation.seeds is"):
+        replay_claims([pair("afqmc", "first2", "random2", UP)], ClaimsSettings(), STUDENTS, [1, 2])
+
+
+# --- results/claims.md -------------------------------------------------------------------------
+
+
+def full_tables() -> list[dict]:
+    """Every claim's rows on every task: cache reproduced, init within the noise, narrow 2, 3, 4
+    points above 0.95 x teacher and each step of augmentation 2, 3, 4 points up."""
+    narrow = [78.0, 79.0, 80.0]
+    noaug, td = [80.0, 82.0, 84.0], [82.0, 85.0, 88.0]
+    return [
+        table(
+            task,
+            row("first2", BASE),
+            row("first2_online", shifted(BASE, UP)),
+            row("random2", shifted(BASE, STRADDLE)),
+            row("narrow", narrow, 4_000_000, throughput=5.0),
+            row("narrow.td", td, 4_000_000, throughput=5.0),
+            row("narrow.td_noaug", noaug, 4_000_000, throughput=5.0),
+        )
+        for task in TASKS
+    ]
+
+
+def test_markdown_lines(tmp_path: Path) -> None:
+    result = replay_claims(full_tables(), ClaimsSettings(), STUDENTS, [1, 2, 3])
+    verdicts = {claim["claim"]: claim["verdict"] for claim in result["claims"]}
+    assert verdicts == {
+        "cache": REPRODUCED,
+        "augmentation": REPRODUCED,
+        "init": INCONCLUSIVE,
+        "wwm_vs_char": NOT_REPLAYED,
+        "small_fast": REPRODUCED,
+    }
+    text = render_claims(result)
+    lines = text.splitlines()
+    assert lines[0] == "# The seeds' claims, replayed"
+    assert (
+        "| claim | seed | tasks | compared | mean ± std per side | difference [95% CI] | verdict |"
+        in lines
+    )
+    assert (
+        "| cache | 000 | afqmc | first2 vs first2_online (accuracy; non-inferiority, margin 1) "
+        "| 72.00 ± 2.00 vs 69.00 ± 1.00 | +3.00 [+0.52, +5.48] | reproduced: lower bound +0.52 "
+        "> -1 |"
+    ) in lines
+    assert (
+        "| init | 002, 003 | tnews | first2 vs random2 (accuracy; superiority) | 72.00 ± 2.00 vs "
+        "71.00 ± 0.00 | +1.00 [-3.97, +5.97] | inconclusive: interval [-3.97, +5.97] holds 0 |"
+    ) in lines
+    assert (
+        "| **init** | 002, 003 | 3 tasks | superiority of first2 over random2: the paired t "
+        "interval's lower bound > 0 on every task | – | – | **inconclusive**: 0 of 3 tasks "
+        "reproduced; every one must be |"
+    ) in lines
+    assert (
+        "| small_fast | 004 | afqmc | parameters / teacher's <= 0.25 | – | 0.2 | reproduced: 0.2 "
+        "<= 0.25 |"
+    ) in lines
+    assert "| augmentation | 001 | afqmc | all of the above | – | – | reproduced |" in lines
+    assert lines[lines.index("## Per-seed numbers") + 4] == (
+        "| claim | task | row | seed 1 | seed 2 | seed 3 |"
+    )
+    assert "| cache | afqmc | first2 - first2_online | 2.00 | 3.00 | 4.00 |" in lines
+    assert "| small_fast | tnews | 0.95 × teacher | 76.00 | 76.00 | 76.00 |" in lines
+    config = yaml.safe_load(text.split("```yaml\n")[1].split("```")[0])
+    assert config["evaluation"] == {"seeds": [1, 2, 3]}
+    assert config["claims"]["cache"] == {
+        "cached": "first2",
+        "online": "first2_online",
+        "margin": 1.0,
+    }
+    write_claims(result, tmp_path / "c.json", tmp_path / "c.md", tmp_path / "c.html")
+    assert (tmp_path / "c.md").read_text(encoding="utf-8") == text
+    assert json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))["claims"][0][
+        "verdict"
+    ] == (REPRODUCED)
+    assert "<table>" in (tmp_path / "c.html").read_text(encoding="utf-8")
+
+
+# --- settings and the preset -------------------------------------------------------------------
+
+
+def test_the_claims_block_is_optional_and_unfilled() -> None:
+    assert "default" not in config_schema()["properties"]["claims"]
+    base = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    assert check_config(copy.deepcopy(base)).claims is None
+    validate(base, str(REPO / "schemas" / "config.schema.yaml"))
+    assert "claims" not in base
+    assert ClaimsSettings.from_config(None) == ClaimsSettings()
+    assert Config.model_fields["claims"].description
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`over` merged into `base` key by key, as `--configfile config.yaml x.yaml` merges."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def test_the_preset_makes_every_pair_comparable() -> None:
+    # configs/claims.yaml over the embedded default, defaults filled as Snakemake fills them:
+    # its students are the pairs the claims name.
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    preset = yaml.safe_load((REPO / "configs" / "claims.yaml").read_text(encoding="utf-8"))
+    merged(config, preset)
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
+    settings = check_config(copy.deepcopy(config)).claims
+    assert settings is not None and settings.tasks == TASKS
+    tables = full_tables()
+    result = replay_claims(tables, settings, config["students"], config["evaluation"]["seeds"])
+    assert {claim["claim"] for claim in result["claims"] if claim["verdict"] == NOT_REPLAYED} == {
+        "wwm_vs_char"
+    }

@@ -1,0 +1,23 @@
+"""Snakemake adapter for rule claims: the seeds' claims replayed on the run's eval tables."""
+
+from pathlib import Path
+
+from wwmdistill.claims import replay_claims
+from wwmdistill.claims_report import write_claims
+from wwmdistill.job import job
+from wwmdistill.report.inputs import load_evals
+from wwmdistill.settings import ClaimsSettings
+
+with job(snakemake.log[0], snakemake.threads):
+    result = replay_claims(
+        load_evals(snakemake.input.evals),
+        ClaimsSettings.from_config(snakemake.params.claims),
+        dict(snakemake.params.students),
+        list(snakemake.params.seeds),
+    )
+    write_claims(
+        result,
+        Path(snakemake.output.json),
+        Path(snakemake.output.markdown),
+        Path(snakemake.output.html),
+    )
