@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,19 @@ def emptied(shard: Path, out: Path, stage: str) -> Path:
     ):
         pass
     return out
+
+
+def whole_checkpoints(directory: Path) -> list[Path]:
+    """The checkpoints under `directory` whose trainer_state.json (written last) is whole JSON.
+
+    A test that kills a training run waits for one of these: killed while that file was being
+    written, a checkpoint is incomplete, and the resume rightly removes it.
+    """
+    whole = []
+    for state in directory.glob("checkpoint-*/trainer_state.json"):
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        whole.append(state.parent)
+    return whole

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from safetensors import safe_open
-from samples import emptied
+from samples import emptied, whole_checkpoints
 from transformers import AutoModelForMaskedLM, BertForMaskedLM
 
 from wwmdistill.artifacts.logit_cache import StaleCacheError
@@ -214,7 +214,11 @@ def test_a_killed_run_resumes_from_its_checkpoint(data: Data, tmp_path: Path) ->
     process = _launch(arguments, tmp_path)
     first = tmp_path / "ckpt/checkpoint-5/trainer_state.json"
     deadline = time.monotonic() + 120
-    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+    while (
+        first.parent not in whole_checkpoints(first.parents[1])
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     output = process.communicate()[0]

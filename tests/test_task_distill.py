@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from samples import whole_checkpoints
 
 from wwmdistill.arrow_io import open_shard
 from wwmdistill.augment.slices import augment_split
@@ -212,7 +213,7 @@ def test_a_killed_stage2_resumes_and_ends_as_an_uninterrupted_one(setup, tmp_pat
     )
     checkpoints = tmp_path / "run/checkpoints"
     deadline = time.monotonic() + 120
-    while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
+    while not whole_checkpoints(checkpoints):
         assert process.poll() is None, "stage 2 ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 120 s"
         time.sleep(0.02)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from samples import emptied
-from transformers import BertConfig, BertForMaskedLM, BertModel
+from samples import emptied, whole_checkpoints
+from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 
 from wwmdistill.launch import run_training
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
@@ -201,7 +201,7 @@ def test_sigkilled_run_resumes_exactly(tiny_masked, trained, tmp_path) -> None:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+    while not whole_checkpoints(tmp_path / "checkpoints"):
         assert proc.poll() is None, "the run ended before it saved a checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 120 s"
         time.sleep(0.02)
@@ -339,3 +339,22 @@ def test_no_rows_to_train_or_evaluate_on_stop_the_teacher(tiny_masked, tmp_path)
                 seed=0,
             )
     assert not (tmp_path / "model").exists()
+
+
+def test_a_scratch_model_takes_its_dropout_from_the_settings(tmp_path: Path) -> None:
+    from wwmdistill.settings import ModelSize
+    from wwmdistill.teacher import _scratch_model
+
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    (tokenizer / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "中"])
+    )
+    BertTokenizer(str(tokenizer / "vocab.txt")).save_pretrained(str(tokenizer))
+    size = ModelSize(layers=1, hidden=16, heads=2, intermediate=32, dropout=0.0)
+    config = _scratch_model(size, tokenizer, 32, seed=0).config
+    assert config.hidden_dropout_prob == config.attention_probs_dropout_prob == 0.0
+    default = _scratch_model(
+        ModelSize(layers=1, hidden=16, heads=2, intermediate=32), tokenizer, 32, 0
+    )
+    assert default.config.hidden_dropout_prob == 0.1

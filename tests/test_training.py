@@ -1,11 +1,20 @@
-"""The run fingerprint that decides whether a checkpoint may be resumed."""
+"""The run fingerprint that decides whether a checkpoint may be resumed, which checkpoint is,
+and the precision flags."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
 from wwmdistill.finetune import FinetuneSettings
-from wwmdistill.training import TrainingSettings, run_fingerprint
+from wwmdistill.training import (
+    TrainingSettings,
+    mixed_precision,
+    resume_checkpoint,
+    run_fingerprint,
+)
 
 
 def _changed(value):
@@ -43,3 +52,28 @@ def test_the_rank_count_is_in_the_fingerprint(monkeypatch) -> None:
     one = run_fingerprint(settings)
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert run_fingerprint(settings) != one
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's precision rules")
+def test_cpu_precision_is_fp32_unless_bf16_is_asked_for_by_name() -> None:
+    fp32 = {"bf16": False, "fp16": False}
+    assert mixed_precision("auto") == fp32
+    assert mixed_precision("fp32") == fp32
+    assert mixed_precision("fp16") == fp32  # no fp16 autocast worth having on a CPU
+    assert mixed_precision("bf16") == {"bf16": True, "fp16": False}
+
+
+def test_a_checkpoint_killed_while_its_state_was_written_is_never_resumed(tmp_path: Path) -> None:
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to=[])
+    checkpoints = tmp_path / "checkpoints"
+    assert resume_checkpoint(checkpoints, "run-a", args) is None
+    whole, empty, cut, missing = (checkpoints / f"checkpoint-{n}" for n in (3, 6, 9, 12))
+    for directory in (whole, empty, cut, missing):
+        directory.mkdir()
+    (whole / "trainer_state.json").write_text('{"global_step": 3}')
+    (empty / "trainer_state.json").write_text("")  # killed as the Trainer opened it
+    (cut / "trainer_state.json").write_text('{"global_step": 9, "log_hi')
+    assert resume_checkpoint(checkpoints, "run-a", args) == str(whole)
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-3"]

@@ -62,6 +62,8 @@ def _scratch_model(size: ModelSize, tokenizer_dir: Path, max_len: int, seed: int
         num_hidden_layers=size.layers,
         num_attention_heads=size.heads,
         intermediate_size=size.intermediate,
+        hidden_dropout_prob=size.dropout,
+        attention_probs_dropout_prob=size.dropout,
         # BERT's own table size when it suffices, so a longer max_seq_len later still fits.
         max_position_embeddings=max(512, max_len),
         pad_token_id=tok.pad_token_id,

@@ -88,11 +88,25 @@ def _cpu_processes() -> dict[str, Any]:
     return {}
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (without them bf16 autocast is emulated, slow)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def mixed_precision(precision: str) -> dict[str, bool]:
-    """TrainingArguments flags for `precision`: half precision only ever on a GPU."""
+    """TrainingArguments flags for `precision`: fp16 only ever on a GPU; bf16 on a CPU only when
+    asked for by name ("auto" stays fp32 there)."""
     if not torch.cuda.is_available():
-        if precision in ("bf16", "fp16"):
-            log.warning("precision %s asked for, but there is no GPU: training in fp32", precision)
+        if precision == "bf16":
+            if not cpu_has_bf16():
+                log.warning("bf16 on a CPU without bf16 instructions: emulated, likely slower")
+            return {"bf16": True, "fp16": False}
+        if precision == "fp16":
+            log.warning("precision fp16 asked for, but there is no GPU: training in fp32")
         return {"bf16": False, "fp16": False}
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -144,7 +158,8 @@ def resume_checkpoint(checkpoint_dir: Path, run_fingerprint: str, args: Any) -> 
 
     `run_fingerprint` is the run's (see run_fingerprint): a checkpoint of any other is cleared,
     never loaded. The Trainer writes a checkpoint in place,
-    trainer_state.json last: one without it was cut short by a kill and is removed. Under DDP
+    trainer_state.json last: one without it, or with that file cut short, was interrupted by a
+    kill and is removed. Under DDP
     the first rank of all (`args` are the run's TrainingArguments) tidies the directory while
     the others wait: on several nodes it is one directory on a shared file system.
     """
@@ -165,7 +180,17 @@ def _tidy_and_find_checkpoint(checkpoint_dir: Path, run_fingerprint: str) -> str
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_file, {"fingerprint": run_fingerprint})
     for partial in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        if not (partial / TRAINER_STATE_NAME).is_file():
+        if not _whole_json(partial / TRAINER_STATE_NAME):
             log.warning("removing incomplete checkpoint %s", partial)
             shutil.rmtree(partial)
     return get_last_checkpoint(str(checkpoint_dir))
+
+
+def _whole_json(path: Path) -> bool:
+    """Whether `path` holds a whole JSON document: a kill while the Trainer wrote it leaves the
+    file empty or cut short."""
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True

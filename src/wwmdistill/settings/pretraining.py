@@ -116,6 +116,12 @@ class ModelSize(Block):
     hidden: Int(ge=8) = 256
     heads: Int(ge=1) = 4
     intermediate: Int(ge=8) = 1024
+    dropout: Num(ge=0, lt=1) = Field(
+        0.1,
+        description="hidden and attention dropout, kept in the model's config for fine-tuning; 0 "
+        "lets attention run on the fused scaled-dot-product kernel and skips the random masks "
+        "(about 1.2x faster CPU steps, benchmarks/RESULTS.md)",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelSize:
@@ -138,7 +144,9 @@ class TrainingSettings(Block):
     logging_steps: Int(ge=1) = 25
     gradient_accumulation_steps: Int(ge=1) = 1
     precision: Precision = Field(
-        "auto", description="auto = bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU"
+        "auto",
+        description="auto = bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU; bf16 also "
+        "runs on a CPU (autocast), fast where it has bf16 instructions (avx512_bf16, amx_bf16)",
     )
     gpus: Int(ge=0) = Field(
         0,
