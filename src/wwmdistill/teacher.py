@@ -52,6 +52,10 @@ def _max_seq_len(masked_paths: list[Path]) -> int:
     return max(max_seq_len_of(path) for path in masked_paths)
 
 
+# Google BERT's hidden and attention dropout, for a scratch teacher whose settings leave it unset.
+BERT_DROPOUT = 0.1
+
+
 def _scratch_model(size: ModelSize, tokenizer_dir: Path, max_len: int, seed: int):
     from transformers import BertConfig, BertForMaskedLM
 
@@ -62,8 +66,8 @@ def _scratch_model(size: ModelSize, tokenizer_dir: Path, max_len: int, seed: int
         num_hidden_layers=size.layers,
         num_attention_heads=size.heads,
         intermediate_size=size.intermediate,
-        hidden_dropout_prob=size.dropout,
-        attention_probs_dropout_prob=size.dropout,
+        hidden_dropout_prob=BERT_DROPOUT if size.dropout is None else size.dropout,
+        attention_probs_dropout_prob=BERT_DROPOUT if size.dropout is None else size.dropout,
         # BERT's own table size when it suffices, so a longer max_seq_len later still fits.
         max_position_embeddings=max(512, max_len),
         pad_token_id=tok.pad_token_id,

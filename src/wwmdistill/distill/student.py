@@ -57,7 +57,8 @@ def _scratch_student(size: ModelSize, teacher: PreTrainedModel) -> PreTrainedMod
     config.num_hidden_layers = size.layers
     config.num_attention_heads = size.heads
     config.intermediate_size = size.intermediate
-    config.hidden_dropout_prob = config.attention_probs_dropout_prob = size.dropout
+    if size.dropout is not None:  # else the teacher's, as the rest of its config
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = size.dropout
     config.architectures = None
     return type(teacher)(config)
 

@@ -116,11 +116,12 @@ class ModelSize(Block):
     hidden: Int(ge=8) = 256
     heads: Int(ge=1) = 4
     intermediate: Int(ge=8) = 1024
-    dropout: Num(ge=0, lt=1) = Field(
-        0.1,
-        description="hidden and attention dropout, kept in the model's config for fine-tuning; 0 "
-        "lets attention run on the fused scaled-dot-product kernel and skips the random masks "
-        "(about 1.2x faster CPU steps, benchmarks/RESULTS.md)",
+    dropout: Num(ge=0, lt=1) | None = Field(
+        None,
+        description="hidden and attention dropout, kept in the model's config for fine-tuning; "
+        "unset: BERT's 0.1 for a teacher, the teacher's for a student. 0 lets attention run on "
+        "the fused scaled-dot-product kernel and skips the random masks (faster CPU steps, "
+        "benchmarks/RESULTS.md)",
     )
 
     @model_validator(mode="after")
