@@ -12,6 +12,8 @@ rule deploy:
         finetune=deploy_settings,
     log:
         "results/logs/deploy/{task}/{row}.log",
+    benchmark:
+        "results/benchmarks/deploy/{task}/{row}.tsv"
     threads: 1
     resources:
         mem_mb=memory_per_attempt(8000),
@@ -35,6 +37,8 @@ rule deploy_speed:
         speed=block("evaluation")["speed"],
     log:
         "results/logs/deploy/{task}/speed.log",
+    benchmark:
+        "results/benchmarks/deploy/{task}/speed.tsv"
     threads: config["evaluation"]["speed"]["threads"]
     resources:
         mem_mb=memory_per_attempt(8000),

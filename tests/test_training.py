@@ -14,6 +14,7 @@ from wwmdistill.training import (
     mixed_precision,
     resume_checkpoint,
     run_fingerprint,
+    training_arguments,
 )
 
 
@@ -55,12 +56,15 @@ def test_the_rank_count_is_in_the_fingerprint(monkeypatch) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's precision rules")
-def test_cpu_precision_is_fp32_unless_bf16_is_asked_for_by_name() -> None:
+def test_cpu_precision_is_fp32_unless_bf16_is_asked_for_by_name(tmp_path: Path) -> None:
     fp32 = {"bf16": False, "fp16": False}
     assert mixed_precision("auto") == fp32
     assert mixed_precision("fp32") == fp32
     assert mixed_precision("fp16") == fp32  # no fp16 autocast worth having on a CPU
-    assert mixed_precision("bf16") == {"bf16": True, "fp16": False}
+    assert mixed_precision("bf16") == {"bf16": True, "fp16": False, "use_cpu": True}
+    settings = TrainingSettings.from_config({"max_steps": 2, "precision": "bf16"})
+    arguments = training_arguments(settings, tmp_path / "checkpoints", seed=1)
+    assert arguments.bf16 and arguments.use_cpu
 
 
 def test_a_checkpoint_killed_while_its_state_was_written_is_never_resumed(tmp_path: Path) -> None:

@@ -72,8 +72,8 @@ def training_arguments(
         "seed": seed,
         "data_seed": seed,
         **mixed_precision(training.precision),
-        **_cpu_processes(),
     }
+    arguments |= _cpu_processes()
     return TrainingArguments(**(arguments | overrides))
 
 
@@ -99,12 +99,12 @@ def cpu_has_bf16() -> bool:
 
 def mixed_precision(precision: str) -> dict[str, bool]:
     """TrainingArguments flags for `precision`: fp16 only ever on a GPU; bf16 on a CPU only when
-    asked for by name ("auto" stays fp32 there)."""
+    asked for by name ("auto" stays fp32 there), which the Trainer takes with use_cpu."""
     if not torch.cuda.is_available():
         if precision == "bf16":
             if not cpu_has_bf16():
                 log.warning("bf16 on a CPU without bf16 instructions: emulated, likely slower")
-            return {"bf16": True, "fp16": False}
+            return {"bf16": True, "fp16": False, "use_cpu": True}
         if precision == "fp16":
             log.warning("precision fp16 asked for, but there is no GPU: training in fp32")
         return {"bf16": False, "fp16": False}
