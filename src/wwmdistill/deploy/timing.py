@@ -28,7 +28,15 @@ from wwmdistill.deploy.runtime import (
 )
 from wwmdistill.kinds import MODEL_INPUTS, TaskKind
 from wwmdistill.settings import SpeedSettings
-from wwmdistill.speed import cpu_name, interleaved, max_length, model_size_mb, ratio, summarise
+from wwmdistill.speed import (
+    cpu_name,
+    first_plain_id,
+    interleaved,
+    max_length,
+    model_size_mb,
+    ratio,
+    summarise,
+)
 
 FORMATS = ("pytorch", "fp32", "int8")
 ONNX_FORMATS = {"fp32": FP32_FILE, "int8": INT8_FILE}
@@ -126,10 +134,6 @@ def dev_requests(table: pa.Table, kind: TaskKind, count: int) -> list[dict[str, 
     return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
 
-def first_plain_id(tokenizer: Any) -> int:
-    return max(tokenizer.all_special_ids, default=-1) + 1
-
-
 def time_contenders(
     contenders: Sequence[Contender],
     kind: TaskKind,
@@ -143,7 +147,8 @@ def time_contenders(
     import torch
 
     torch.set_num_threads(settings.threads)
-    low = first_plain_id(contenders[0].deployed["fp32"].tokenizer)
+    first = contenders[0]
+    low = first_plain_id(first.torch_model.config, first.deployed["fp32"].tokenizer.all_special_ids)
     calls: dict[tuple[str, ...], Callable[[], object]] = {}
     for contender in contenders:
         for seq_len in seq_lens:
