@@ -10,6 +10,7 @@ same request's features. Every timed call is made once per round, in rotated ord
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from wwmdistill.speed import (
     interleaved,
     max_length,
     model_size_mb,
+    random_inputs,
     ratio,
     summarise,
 )
@@ -45,9 +47,11 @@ ONNX_FORMATS = {"fp32": FP32_FILE, "int8": INT8_FILE}
 def random_batch(
     kind: TaskKind, vocab_size: int, low: int, batch: int, seq_len: int
 ) -> dict[str, np.ndarray]:
-    """Seeded random ids of the kind's input shape, no padding: the same on every machine."""
+    """Seed 004's random ids (`speed.random_inputs`) in the kind's input shape (multiple
+    choice: its options per example), no padding, as numpy arrays."""
     shape = (batch, *kind.onnx_input_shape[1:-1], seq_len)
-    ids = np.random.default_rng(4).integers(low, vocab_size, size=shape, dtype=np.int64)
+    inputs = random_inputs(vocab_size, math.prod(shape[:-1]), seq_len, low=low)
+    ids = inputs["input_ids"].numpy().reshape(shape)
     return {
         "input_ids": ids,
         "token_type_ids": np.zeros(shape, dtype=np.int64),
