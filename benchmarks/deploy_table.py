@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from wwmdistill.eval_fields import request_timing, timing  # noqa: E402
+from wwmdistill.report.formatting import fmt_ms_iqr  # noqa: E402
 
 
 def speedup(row: dict, length: int, batch: int = 16) -> str:
@@ -28,12 +29,6 @@ def speedup(row: dict, length: int, batch: int = 16) -> str:
         return "–"
     mark = " (unsteady)" if pytorch["unsteady"] or int8["unsteady"] else ""
     return f"{pytorch['median_ms'] / int8['median_ms']:.2f}x{mark}"
-
-
-def iqr(stats: dict | None) -> str:
-    if not stats:
-        return "–"
-    return f"{stats['median_ms']:.2f} [{stats['q1_ms']:.2f}–{stats['q3_ms']:.2f}]"
 
 
 def main(run: Path) -> None:
@@ -53,11 +48,12 @@ def main(run: Path) -> None:
             mark = " (unsteady)" if overhead["unsteady"] else ""
             print(
                 f"| {table['task']} | {row['model']} | {row['parameters'] / 1e6:.2f} "
-                f"| {iqr(timing(row, 'pytorch', 16, length))} "
-                f"| {iqr(timing(row, 'int8', 16, length))} | {speedup(row, length)} "
+                f"| {fmt_ms_iqr(timing(row, 'pytorch', 16, length))} "
+                f"| {fmt_ms_iqr(timing(row, 'int8', 16, length))} | {speedup(row, length)} "
                 f"| {speedup(row, 512)} "
                 f"| {deploy['pytorch']['score']:.2f} → {deploy['int8']['score']:.2f} "
-                f"| {iqr(request_timing(row, 'int8'))} | {iqr(request['model_only'])} "
+                f"| {fmt_ms_iqr(request_timing(row, 'int8'))} "
+                f"| {fmt_ms_iqr(request['model_only'])} "
                 f"| {overhead['value']:.2f}x{mark} |"
             )
 

@@ -12,18 +12,13 @@ import markdown
 import yaml
 
 from wwmdistill.arrow_io import atomic_path, write_json
+from wwmdistill.report.formatting import MISSING, markdown_table
 
-MISSING = "–"
 HEADER = ("claim", "seed", "tasks", "compared", "mean ± std per side")
 CHECKS = {
     "parameters": "parameters / teacher's",
     "throughput": "PyTorch b16 throughput / teacher's",
 }
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def mean_std(side: Mapping[str, Any]) -> str:
@@ -115,14 +110,16 @@ def render_claims(result: Mapping[str, Any]) -> str:
         "otherwise, and with one seed. Thresholds decide by their value (an unsteady timing: "
         "inconclusive). A claim is not replayed when the run lacks what it needs.",
         "",
-        *table([*HEADER, f"difference [{confidence} CI]", "verdict"], verdicts),
+        markdown_table([*HEADER, f"difference [{confidence} CI]", "verdict"], verdicts, left=4),
         "",
         "## Per-seed numbers",
         "",
         "Primary metric of each row per fine-tuning seed (a scaled row is the threshold the "
         "claim sets, e.g. 0.95 × teacher).",
         "",
-        *table(["claim", "task", "row", *[f"seed {seed}" for seed in seeds]], numbers),
+        markdown_table(
+            ["claim", "task", "row", *[f"seed {seed}" for seed in seeds]], numbers, left=3
+        ),
         "",
         "## Configuration",
         "",
