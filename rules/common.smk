@@ -11,6 +11,7 @@ from wwmdistill.content import ContentDigests
 from wwmdistill.download.sources import source_inputs
 from wwmdistill.kinds import kind_of
 from wwmdistill.settings import ClaimsSettings
+from wwmdistill.settings.claims import CHAR_TEACHER
 from wwmdistill.tasks import plan_task
 from wwmdistill.tasks.registry import TASKS as REGISTRY
 from wwmdistill.tasks.registry import finetune_recipe, get_spec
@@ -224,7 +225,17 @@ if "finetune" in USER_CONFIG:
 # The tasks `rule all` evaluates (every registry task is a target), and the models evaluated on
 # them: the teacher and every general student.
 TASKS = sorted(config["tasks"])
-MODELS = ["teacher", *sorted(config["students"])]
+def char_teacher_trains():
+    """Whether the wwm_vs_char claim's character-masked teacher is pretrained: asked for, and
+    the teacher itself is pretrained here."""
+    asked = ClaimsSettings.from_config(config.get("claims")).wwm_vs_char.enabled
+    return asked and config["teacher"]["source"] == "scratch"
+
+
+STUDENTS = sorted(config["students"])
+# Every base model is fine-tuned and a row of each task's table; teacher_char only for the claim.
+TEACHERS = ["teacher", CHAR_TEACHER] if char_teacher_trains() else ["teacher"]
+MODELS = [*TEACHERS, *STUDENTS]
 SEEDS = config["evaluation"]["seeds"]
 # Stages with per-task outputs: results/{stage}/{task}...
 TASK_STAGES = ("tasks", "finetune", "augment", "task_distill", "deploy", "eval")
@@ -258,7 +269,9 @@ def model_finetune_block(wildcards):
 def model_recipe(task, model):
     recipe = canonical(task_config(task)["finetune"])
     rates = recipe.pop("learning_rates")
-    return recipe | {"learning_rate": rates.get(model, recipe["learning_rate"])}
+    # The character-masked teacher is fine-tuned exactly as the teacher is.
+    named = "teacher" if model == CHAR_TEACHER else model
+    return recipe | {"learning_rate": rates.get(named, recipe["learning_rate"])}
 
 
 ANNOUNCED_TASKS = set()
@@ -285,9 +298,11 @@ def augment_content(wildcards):
 
 
 def model_dir(model):
-    """The directory a model name stands for: the teacher's or a general student's."""
+    """The directory a model name stands for: a teacher's or a general student's."""
     if model == "teacher":
         return "results/teacher/model"
+    if model == CHAR_TEACHER:
+        return "results/claims/teacher_char/model"
     return f"results/general/{model}"
 
 
@@ -310,7 +325,7 @@ def distilled_tasks():
 
 def task_distill_students(task):
     chosen = task_distill_block(task)["students"]
-    return sorted(config["students"]) if chosen is None else chosen
+    return STUDENTS if chosen is None else chosen
 
 
 def task_distill_variants(task):
@@ -423,3 +438,13 @@ def claims_block():
 
 def claims_evals():
     return expand("results/eval/{task}.json", task=claims_block()["tasks"])
+
+
+def claims_teachers():
+    """The teachers whose held-out masked-LM accuracy the wwm_vs_char claim compares."""
+    return TEACHERS if char_teacher_trains() else []
+
+
+def char_masking_block():
+    """The teacher's masking with each token masked alone: the char teacher's only difference."""
+    return block("masking") | {"unit": "token"}

@@ -55,7 +55,7 @@ rule report:
         evals=evaluation_targets(),
         bench=expand("results/bench/{model}.json", model=MODELS),
         teacher="results/teacher/model",
-        students=expand("results/general/{student}", student=MODELS[1:]),
+        students=expand("results/general/{student}", student=STUDENTS),
     output:
         markdown="results/report.md",
         tables=report(

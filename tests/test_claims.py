@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake.utils import validate
+from tiny_workflow import SHARED_DATA, planned_jobs
 
 from wwmdistill.claims import (
     augmentation_claim,
@@ -25,6 +26,7 @@ from wwmdistill.claims import (
     init_claim,
     replay_claims,
     small_fast_claim,
+    wwm_vs_char_claim,
 )
 from wwmdistill.claims_report import render_claims, write_claims
 from wwmdistill.claims_stats import (
@@ -258,8 +260,7 @@ def test_claims_without_their_students_are_not_replayed() -> None:
         "init": (NOT_REPLAYED, "student(s) random2 not in the config's students"),
         "wwm_vs_char": (
             NOT_REPLAYED,
-            "needs two teachers (whole-word and character masking, equal budget) in one run; "
-            "the DAG builds one teacher per run",
+            "claims.wwm_vs_char.enabled is false: no character-masked teacher",
         ),
         "small_fast": (NOT_REPLAYED, "student(s) narrow not in the config's students"),
     }
@@ -282,6 +283,48 @@ def test_pairs_that_differ_beyond_the_claim_are_not_replayed() -> None:
     shapes[1]["rows"][2]["parameters"] = 3_000_000
     assert init_claim(shapes, ClaimsSettings(), STUDENTS)["reason"] == (
         "on chnsenticorp first2 has 4000000 parameters and random2 3000000: not the same shape"
+    )
+
+
+def teacher_info(accuracy: float, **changes) -> dict:
+    """teacher.json as the teacher stage writes it, less what the claim does not read."""
+    return {
+        "settings": {"source": "scratch", "training": {"max_steps": 2700}},
+        "steps": 2700,
+        "heldout_shard": "results/masked/00007.arrow",
+        "heldout": {"accuracy": accuracy, "perplexity": 150.0, "tokens": 60_000},
+    } | changes
+
+
+CHAR_ON = ClaimsSettings(wwm_vs_char={"enabled": True})
+TEACHERS = {"teacher": teacher_info(0.27), "teacher_char": teacher_info(0.21)}
+
+
+def test_wwm_vs_char_compares_the_two_teachers_downstream() -> None:
+    # teacher 80 on every seed; teacher_char 2, 3, 4 below it on two tasks, within noise on one.
+    tables = [
+        table(task, row("teacher_char", shifted([80.0] * 3, by)))
+        for task, by in zip(TASKS, (UP, UP, STRADDLE), strict=True)
+    ]
+    result = wwm_vs_char_claim(tables, CHAR_ON, TEACHERS)
+    assert [t["verdict"] for t in result["tasks"]] == [REPRODUCED, REPRODUCED, INCONCLUSIVE]
+    assert (result["verdict"], result["reason"]) == (
+        INCONCLUSIVE,
+        "2 of 3 tasks reproduced; every one must be",
+    )
+    assert result["heldout"]["teacher_char"] == {
+        "shard": "results/masked/00007.arrow",
+        "accuracy": 0.21,
+        "perplexity": 150.0,
+        "tokens": 60_000,
+    }
+    # Not an equal budget, or no second teacher: not replayed, saying why.
+    unequal = TEACHERS | {"teacher_char": teacher_info(0.21, steps=1000)}
+    assert wwm_vs_char_claim(tables, CHAR_ON, unequal)["reason"] == (
+        "the two teachers differ in steps: not an equal budget"
+    )
+    assert wwm_vs_char_claim(tables, CHAR_ON, {})["reason"] == (
+        "the teacher is not pretrained here: a character-masked twin needs a scratch one"
     )
 
 
@@ -316,19 +359,20 @@ def full_tables() -> list[dict]:
             row("narrow", narrow, 4_000_000, throughput=5.0),
             row("narrow.td", td, 4_000_000, throughput=5.0),
             row("narrow.td_noaug", noaug, 4_000_000, throughput=5.0),
+            row("teacher_char", shifted([80.0] * 3, UP), 20_000_000),
         )
         for task in TASKS
     ]
 
 
 def test_markdown_lines(tmp_path: Path) -> None:
-    result = replay_claims(full_tables(), ClaimsSettings(), STUDENTS, [1, 2, 3])
+    result = replay_claims(full_tables(), CHAR_ON, STUDENTS, [1, 2, 3], TEACHERS)
     verdicts = {claim["claim"]: claim["verdict"] for claim in result["claims"]}
     assert verdicts == {
         "cache": REPRODUCED,
         "augmentation": REPRODUCED,
         "init": INCONCLUSIVE,
-        "wwm_vs_char": NOT_REPLAYED,
+        "wwm_vs_char": REPRODUCED,
         "small_fast": REPRODUCED,
     }
     text = render_claims(result)
@@ -362,6 +406,10 @@ def test_markdown_lines(tmp_path: Path) -> None:
     )
     assert "| cache | afqmc | first2 - first2_online | 2.00 | 3.00 | 4.00 |" in lines
     assert "| small_fast | tnews | 0.95 × teacher | 76.00 | 76.00 | 76.00 |" in lines
+    assert "| wwm_vs_char | afqmc | teacher - teacher_char | 2.00 | 3.00 | 4.00 |" in lines
+    assert ("| wwm_vs_char | teacher_char | 21.00 | 150.0 | results/masked/00007.arrow |") in lines[
+        lines.index("## Held-out masked-LM accuracy") :
+    ]
     config = yaml.safe_load(text.split("```yaml\n")[1].split("```")[0])
     assert config["evaluation"] == {"seeds": [1, 2, 3]}
     assert config["claims"]["cache"] == {
@@ -410,7 +458,26 @@ def test_the_preset_makes_every_pair_comparable() -> None:
     settings = check_config(copy.deepcopy(config)).claims
     assert settings is not None and settings.tasks == TASKS
     tables = full_tables()
-    result = replay_claims(tables, settings, config["students"], config["evaluation"]["seeds"])
-    assert {claim["claim"] for claim in result["claims"] if claim["verdict"] == NOT_REPLAYED} == {
-        "wwm_vs_char"
-    }
+    seeds = config["evaluation"]["seeds"]
+    result = replay_claims(tables, settings, config["students"], seeds, TEACHERS)
+    assert [claim["claim"] for claim in result["claims"] if claim["verdict"] == NOT_REPLAYED] == []
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data (the CLUE tasks)")
+def test_the_preset_plans_both_teachers_and_every_row(tmp_path: Path) -> None:
+    jobs = planned_jobs(
+        tmp_path,
+        "results/claims.md",
+        "--configfile",
+        str(REPO / "config.yaml"),
+        str(REPO / "configs" / "claims.yaml"),
+        "--config",
+        f"data_root={SHARED_DATA}",
+    )
+    # The character-masked twin: the training shards masked again, one more pretraining.
+    assert (jobs["mask"], jobs["mask_char"], jobs["teacher"], jobs["teacher_char"]) == (4, 3, 1, 1)
+    # 2 teachers and 4 students, 3 tasks, 3 seeds; narrow.td and narrow.td_noaug on each task.
+    assert jobs["finetune"] == 6 * 3 * 3
+    assert jobs["task_distill_stage2"] == 2 * 3 * 3
+    assert jobs["deploy"] == 8 * 3
+    assert jobs["claims"] == 1

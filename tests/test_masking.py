@@ -127,6 +127,32 @@ class Doc:
         return rows + ([cur] if cur else []), hard_cut
 
 
+def test_token_unit_masks_characters_of_the_same_instances(zh: dict, zh_masked, tmp_path) -> None:
+    """Character masking (the wwm_vs_char claim's baseline): the same rows as whole-word
+    masking, each token a unit of its own, so every row's budget is filled exactly and words
+    are masked partly."""
+    words_out, _, settings = zh_masked
+    chars = settings.model_copy(update={"unit": "token"})
+    out = tmp_path / "chars.arrow"
+    stats = mask_shard(zh["segmented"], zh["tok"], out, chars, seed=7, shard_index=3)
+    word_rows = open_shard(words_out, stage="masked").read_all().to_pylist()
+    char_rows = open_shard(out, stage="masked").read_all().to_pylist()
+    assert [_restored(r) for r in char_rows] == [_restored(r) for r in word_rows]
+    assert stats["budget_filled"] == 1.0
+    tok = load_tokenizer(zh["tok"])
+    partly = 0
+    for i, (text, doc_ends) in enumerate(zip(zh["texts"], zh["ends"], strict=True)):
+        doc = Doc(tok, text, doc_ends, True)
+        rows = [r for r in char_rows if r["doc_id"] == f"d{i}" and r["dupe"] == 0]
+        for row, (a, b) in zip(rows, doc.reference_rows(settings.max_seq_len - 2)[0], strict=True):
+            masked = {a + p - 1 for p in row["masked_positions"]}
+            words = {doc.word[t] for t in masked}
+            partly += {t for t in range(a, b) if doc.word[t] in words} != masked
+    assert partly > 100
+    with pytest.raises(ValueError, match="unit"):
+        MaskingSettings.from_config({"unit": "char"})
+
+
 def _rows_by_doc(path: Path) -> dict[tuple[int, str], list[dict]]:
     by_doc: dict[tuple[int, str], list[dict]] = {}
     for row in open_shard(path, stage="masked").read_all().to_pylist():

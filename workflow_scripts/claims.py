@@ -1,5 +1,6 @@
 """Snakemake adapter for rule claims: the seeds' claims replayed on the run's eval tables."""
 
+import json
 from pathlib import Path
 
 from wwmdistill.claims import replay_claims
@@ -9,11 +10,16 @@ from wwmdistill.report.inputs import load_evals
 from wwmdistill.settings import ClaimsSettings
 
 with job(snakemake.log[0], snakemake.threads):
+    teachers = {
+        name: json.loads((Path(path) / "teacher.json").read_text(encoding="utf-8"))
+        for name, path in zip(snakemake.params.teachers, snakemake.input.teachers, strict=True)
+    }
     result = replay_claims(
         load_evals(snakemake.input.evals),
         ClaimsSettings.from_config(snakemake.params.claims),
         dict(snakemake.params.students),
         list(snakemake.params.seeds),
+        teachers,
     )
     write_claims(
         result,

@@ -93,6 +93,27 @@ def per_seed_rows(claim: Mapping[str, Any], seeds: Sequence[str]) -> list[list[s
     return rows
 
 
+def heldout_lines(result: Mapping[str, Any]) -> list[str]:
+    """Each compared teacher's masked-LM accuracy on the same held-out words (wwm_vs_char)."""
+    rows = [
+        [claim["claim"], name, f"{100 * m['accuracy']:.2f}", f"{m['perplexity']:.1f}", m["shard"]]
+        for claim in result["claims"]
+        for name, m in claim.get("heldout", {}).items()
+        if "accuracy" in m
+    ]
+    if not rows:
+        return []
+    header = ["claim", "teacher", "accuracy %", "perplexity", "held-out shard"]
+    return [
+        "## Held-out masked-LM accuracy",
+        "",
+        "Both teachers on the same whole-word-masked held-out rows (never trained on).",
+        "",
+        markdown_table(header, rows, left=2),
+        "",
+    ]
+
+
 def render_claims(result: Mapping[str, Any]) -> str:
     """The markdown of results/claims.md."""
     seeds = seeds_of(result)
@@ -121,6 +142,7 @@ def render_claims(result: Mapping[str, Any]) -> str:
             ["claim", "task", "row", *[f"seed {seed}" for seed in seeds]], numbers, left=3
         ),
         "",
+        *heldout_lines(result),
         "## Configuration",
         "",
         "```yaml",

@@ -8,7 +8,8 @@ continues the previous token's pre-token word joins that token's group even wher
 cuts between them (`６ | ℃` tokenised `６ ##℃`), so a group is the union of segmenter words and
 WordPiece words, as in Google BERT and DataCollatorForWholeWordMask. Everything after
 tokenisation works on flat numpy arrays over a whole record batch of documents: no Python loop
-runs per token, only a few vectorised passes per batch.
+runs per token, only a few vectorised passes per batch. `masking.unit: token` masks each token
+alone instead (BERT's original masking: characters for Chinese), over the same instances.
 """
 
 from __future__ import annotations
@@ -221,8 +222,12 @@ def build_instances(
     sep_id: int,
     doc_ids: list[str] | None = None,
     batch_index: int = 0,
+    whole_words: bool = True,
 ) -> _Instances:
-    """Tokenise a batch of documents, map tokens to words and pack sentences into instances."""
+    """Tokenise a batch of documents, map tokens to words and pack sentences into instances.
+
+    The masking units are whole words, or with `whole_words` False each token alone (BERT's
+    original masking); the instances are packed the same way either way."""
     limit = max_seq_len - 2
     ids, starts, n_tok_doc, continues = _tokenise(texts, backend)
     n = ids.size
@@ -269,7 +274,7 @@ def build_instances(
     input_ids[row_offsets[:-1]] = cls_id
     input_ids[row_offsets[1:] - 1] = sep_id
 
-    unit_first = word_first.copy()
+    unit_first = word_first.copy() if whole_words else np.ones(n, dtype=bool)
     unit_first[inst_start] = True
     unit = np.cumsum(unit_first) - 1
     return _Instances(
@@ -410,6 +415,7 @@ def mask_shard(
                 sep_id=tok.sep_token_id,
                 doc_ids=doc_ids.to_pylist(),
                 batch_index=b,
+                whole_words=settings.unit == "word",
             )
             stats["documents"] += batch.num_rows
             stats["instances"] += inst.row_offsets.size - 1

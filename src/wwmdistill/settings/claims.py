@@ -10,6 +10,8 @@ from pydantic import Field
 from wwmdistill.settings.base import Block, Int, Num, Seq
 
 StudentRef = Annotated[str, Field(pattern="^[A-Za-z0-9_-]+$")]
+# The eval-table row (and model name) of the wwm_vs_char claim's character-masked teacher.
+CHAR_TEACHER = "teacher_char"
 # A row of a task's eval table: a student, or its task-distilled row (`narrow.td`).
 RowRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(\.(td|td_noaug))?$")]
 
@@ -69,6 +71,21 @@ class SmallFastClaim(Block):
     min_tasks: Int(ge=1) = 3
 
 
+class WwmVsCharClaim(Block):
+    """seed 003: whole-word masking beats character masking for pretraining. A second teacher,
+    `teacher_char`, pretrained like the teacher on the same rows with each token masked alone,
+    fine-tuned like it: superiority of the teacher downstream, on every task, beside both
+    teachers' masked-LM accuracy on the same held-out whole words"""
+
+    where: ClassVar[str] = "claims.wwm_vs_char"
+
+    enabled: bool = Field(
+        False,
+        description="pretrain the character-masked teacher, a row of every task's table (as long "
+        "as the teacher's pretraining again); a scratch teacher only",
+    )
+
+
 class ClaimsSettings(Block):
     """the seeds' claims replayed on this run's eval tables (`snakemake results/claims.md`), each
     a paired t interval over the fine-tuning seeds with a verdict (wwmdistill.claims)"""
@@ -83,3 +100,4 @@ class ClaimsSettings(Block):
     init: InitClaim = InitClaim()
     augmentation: AugmentationClaim = AugmentationClaim()
     small_fast: SmallFastClaim = SmallFastClaim()
+    wwm_vs_char: WwmVsCharClaim = WwmVsCharClaim()

@@ -339,6 +339,11 @@ class MaskingSettings(Block):
 
     max_seq_len: Int(ge=8, le=32767) = 128
     dupe_factor: Int(ge=1, le=127) = 5
+    unit: Literal["word", "token"] = Field(
+        "word",
+        description="masked together: a whole word (WWM), or each token alone (BERT's original, "
+        "character masking for Chinese)",
+    )
     masked_lm_prob: Num(gt=0, le=1) = 0.15
     max_predictions_per_seq: Int(ge=1) = 20
     mask_token_prob: Num(ge=0, le=1) = 0.8
