@@ -175,10 +175,20 @@ def student_block(wildcards):
     return canonical(config["students"][wildcards.student])
 
 
+def distill_shards(stage):
+    """The training shards the students distil from: the first `logits.shards` (all: null)."""
+    return training_shards(stage)[: config["logits"]["shards"]]
+
+
+def cache_block():
+    """What builds a logits shard: the block less `shards`, which only picks the shards."""
+    return {key: value for key, value in block("logits").items() if key != "shards"}
+
+
 def student_logits(wildcards):
     if config["students"][wildcards.student]["mode"] != "cached":
         return []
-    return training_shards("teacher/logits")
+    return distill_shards("teacher/logits")
 
 
 def registry_task_blocks():

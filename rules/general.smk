@@ -5,7 +5,7 @@ rule general:
     input:
         teacher="results/teacher/model",
         tokenizer="results/tokenizer",
-        masked=training_shards("masked"),
+        masked=distill_shards("masked"),
         logits=student_logits,
         heldout=heldout_shards("masked"),
     output:

@@ -57,7 +57,7 @@ rule logits:
     output:
         shard="results/teacher/logits/{shard}.arrow",
     params:
-        logits=block("logits"),
+        logits=cache_block(),
     log:
         "results/logs/logits/{shard}.log",
     benchmark:

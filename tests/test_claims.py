@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake.utils import validate
-from tiny_workflow import SHARED_DATA, planned_jobs
+from tiny_workflow import SHARED_DATA, merged_config, planned_jobs
 
 from wwmdistill.claims import (
     augmentation_claim,
@@ -438,22 +438,12 @@ def test_the_claims_block_is_optional_and_unfilled() -> None:
     assert Config.model_fields["claims"].description
 
 
-def merged(base: dict, over: dict) -> dict:
-    """`over` merged into `base` key by key, as `--configfile config.yaml x.yaml` merges."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def test_the_preset_makes_every_pair_comparable() -> None:
     # configs/claims.yaml over the embedded default, defaults filled as Snakemake fills them:
     # its students are the pairs the claims name.
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     preset = yaml.safe_load((REPO / "configs" / "claims.yaml").read_text(encoding="utf-8"))
-    merged(config, preset)
+    merged_config(config, preset)
     validate(config, str(REPO / "schemas" / "config.schema.yaml"))
     settings = check_config(copy.deepcopy(config)).claims
     assert settings is not None and settings.tasks == TASKS

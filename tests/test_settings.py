@@ -14,7 +14,7 @@ from typing import get_args
 import pytest
 import yaml
 from snakemake.utils import validate
-from tiny_workflow import REPO, tiny_config
+from tiny_workflow import REPO, merged_config, tiny_config
 
 from wwmdistill.settings import (
     AugmentSettings,
@@ -33,22 +33,12 @@ from wwmdistill.settings import (
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
-def _merged(base: dict, over: dict) -> dict:
-    """`over` merged into `base` key by key, as `--configfile config.yaml x.yaml` merges."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merged(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def _configs(tmp_path: Path) -> dict[str, dict]:
     base = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     configs = {"config.yaml": base, "tiny": tiny_config(tmp_path)}
     for path in sorted((REPO / "configs").glob("*.yaml")):
         over = yaml.safe_load(path.read_text(encoding="utf-8"))
-        configs[path.name] = _merged(copy.deepcopy(base), over)
+        configs[path.name] = merged_config(copy.deepcopy(base), over)
     return configs
 
 

@@ -47,6 +47,16 @@ ONE_THREAD_PER_JOB = (
 )
 
 
+def merged_config(base: dict, over: dict) -> dict:
+    """`over` merged into `base` key by key, as `--configfile config.yaml x.yaml` merges."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged_config(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
     """Rule -> job count from a dry run's job-stats table (empty when nothing would run)."""
     out = snakemake(workdir, "--dry-run", "--cores", "2", *targets).stdout

@@ -390,3 +390,8 @@ class LogitsSettings(Block):
     hidden: bool = Field(True, description="keep the final hidden state")
     batch_size: Int(ge=1) = 64
     precision: Precision = "auto"
+    shards: Int(ge=1) | None = Field(
+        None,
+        description="cache the first N training shards only (all when fewer), the rows every "
+        "student distils from: a student's steps x batch rarely reads more than one (null: all)",
+    )
