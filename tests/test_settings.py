@@ -95,7 +95,11 @@ def test_one_error_format_names_every_bad_key(tmp_path: Path) -> None:
     [
         ({"sources": {}}, "config sources: dictionary should have at least 1 item"),
         ({"seed": True}, "config seed: input should be a valid integer, got True"),
-        ({"students": {"teacher": {}}}, "config students.teacher: `teacher` names the teacher"),
+        ({"students": {"teacher": {}}}, "config students.teacher: `teacher` names a teacher's"),
+        (
+            {"students": {"teacher_char": {}}},
+            "config students.teacher_char: `teacher_char` names a teacher's rows",
+        ),
         ({"students": {"s": {"init": "first_n"}}}, "config students.s.first_n: required by"),
         ({"teacher": {"scratch": {"hidden": 50}}}, "config teacher.scratch.hidden: 50 is not a"),
         ({"evaluation": {"seeds": [1, 1]}}, "config evaluation.seeds: [1, 1] repeats a seed"),

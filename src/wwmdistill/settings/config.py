@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field
 from pydantic.json_schema import GenerateJsonSchema
 
 from wwmdistill.settings.base import Block, Int, no_default, parse
-from wwmdistill.settings.claims import ClaimsSettings
+from wwmdistill.settings.claims import CHAR_TEACHER, ClaimsSettings
 from wwmdistill.settings.pretraining import (
     CorpusSettings,
     LogitsSettings,
@@ -28,16 +28,19 @@ from wwmdistill.settings.pretraining import (
 )
 from wwmdistill.settings.tasks import EvaluationSettings, FinetuneSettings, TaskBlock
 
+# The eval-table rows of the teachers (teacher_char: claims.wwm_vs_char's).
+TEACHER_ROWS = ("teacher", CHAR_TEACHER)
+
 
 def _not_teacher(name: str) -> str:
-    if name == "teacher":
-        raise ValueError("`teacher` names the teacher's rows in the evaluation; rename the student")
+    if name in TEACHER_ROWS:
+        raise ValueError(f"`{name}` names a teacher's rows in the evaluation; rename the student")
     return name
 
 
 StudentName = Annotated[
     str,
-    Field(pattern="^[A-Za-z0-9_-]+$", json_schema_extra={"not": {"const": "teacher"}}),
+    Field(pattern="^[A-Za-z0-9_-]+$", json_schema_extra={"not": {"enum": list(TEACHER_ROWS)}}),
     AfterValidator(_not_teacher),
 ]
 TaskName = Annotated[str, Field(pattern="^[a-z0-9_]+$")]
