@@ -153,6 +153,34 @@ def test_token_unit_masks_characters_of_the_same_instances(zh: dict, zh_masked, 
         MaskingSettings.from_config({"unit": "char"})
 
 
+def test_cross_document_rows_are_full_and_keep_every_token_in_order(zh: dict, tmp_path) -> None:
+    settings = MaskingSettings(dupe_factor=1, batch_docs=64)
+    per_doc, across = tmp_path / "doc.arrow", tmp_path / "across.arrow"
+    mask_shard(zh["segmented"], zh["tok"], per_doc, settings, seed=7, shard_index=3)
+    packed = settings.model_copy(update={"cross_documents": True})
+    stats = mask_shard(zh["segmented"], zh["tok"], across, packed, seed=7, shard_index=3)
+    tok = load_tokenizer(zh["tok"])
+    doc_rows = open_shard(per_doc, stage="masked").read_all().to_pylist()
+    rows = open_shard(across, stage="masked").read_all().to_pylist()
+    # The same tokens in the same order, in fewer, fuller rows of at most max_seq_len.
+    content = [t for r in rows for t in _restored(r)[1:-1]]
+    assert content == [t for r in doc_rows for t in _restored(r)[1:-1]]
+    assert all(len(r["input_ids"]) <= settings.max_seq_len for r in rows)
+    assert len(rows) < 0.9 * len(doc_rows)  # these documents are long: 105 against 92 tokens
+    # Masked groups are still whole words, each word numbered across the documents.
+    word_of = []
+    for i, (text, ends) in enumerate(zip(zh["texts"], zh["ends"], strict=True)):
+        word_of += [(i, w) for w in Doc(tok, text, ends, True).word]
+    a = 0
+    for row in rows:
+        b = a + len(row["input_ids"]) - 2
+        masked = {a + p - 1 for p in row["masked_positions"]}
+        words = {word_of[t] for t in masked}
+        assert {t for t in range(a, b) if word_of[t] in words} == masked
+        a = b
+    assert stats["budget_filled"] > 0.99 and rows[0]["doc_id"] == doc_rows[0]["doc_id"]
+
+
 def _rows_by_doc(path: Path) -> dict[tuple[int, str], list[dict]]:
     by_doc: dict[tuple[int, str], list[dict]] = {}
     for row in open_shard(path, stage="masked").read_all().to_pylist():

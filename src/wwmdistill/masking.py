@@ -88,7 +88,7 @@ class _Instances:
 
     input_ids: np.ndarray  # int32, all rows concatenated, [CLS] ... [SEP]
     row_offsets: np.ndarray  # int64, len rows + 1
-    doc_rows: np.ndarray  # which document of the batch each row comes from
+    doc_rows: np.ndarray  # which document of the batch each row starts in
     content_pos: np.ndarray  # flat position in input_ids of every content token
     content_row: np.ndarray  # row of every content token
     unit: np.ndarray  # whole-word unit id of every content token (row-local words)
@@ -223,11 +223,14 @@ def build_instances(
     doc_ids: list[str] | None = None,
     batch_index: int = 0,
     whole_words: bool = True,
+    cross_documents: bool = False,
 ) -> _Instances:
     """Tokenise a batch of documents, map tokens to words and pack sentences into instances.
 
     The masking units are whole words, or with `whole_words` False each token alone (BERT's
-    original masking); the instances are packed the same way either way."""
+    original masking); the instances are packed the same way either way. With
+    `cross_documents` an instance goes on into the batch's next document (RoBERTa's
+    FULL-SENTENCES): rows are full, not padded out by short documents."""
     limit = max_seq_len - 2
     ids, starts, n_tok_doc, continues = _tokenise(texts, backend)
     n = ids.size
@@ -261,7 +264,11 @@ def build_instances(
     # word over the limit into limit-sized pieces.
     seg_first_mask = new_sentence | (long_sentence & word_first)
     seg_first_mask |= long_word & (pos_in_word % limit == 0)
-    inst_start = _pack(np.flatnonzero(seg_first_mask), doc_first, limit)
+    pack_first = doc_first
+    if cross_documents:
+        pack_first = np.zeros(n, dtype=bool)
+        pack_first[:1] = True
+    inst_start = _pack(np.flatnonzero(seg_first_mask), pack_first, limit)
     inst_len = np.diff(np.append(inst_start, n))
     n_inst = inst_start.size
 
@@ -416,6 +423,7 @@ def mask_shard(
                 doc_ids=doc_ids.to_pylist(),
                 batch_index=b,
                 whole_words=settings.unit == "word",
+                cross_documents=settings.cross_documents,
             )
             stats["documents"] += batch.num_rows
             stats["instances"] += inst.row_offsets.size - 1

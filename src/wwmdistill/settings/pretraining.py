@@ -344,6 +344,11 @@ class MaskingSettings(Block):
         description="masked together: a whole word (WWM), or each token alone (BERT's original, "
         "character masking for Chinese)",
     )
+    cross_documents: bool = Field(
+        False,
+        description="pack sentences on into the next document (RoBERTa's FULL-SENTENCES): full "
+        "rows, no step spent on padding after short documents; false: BERT's, one document a row",
+    )
     masked_lm_prob: Num(gt=0, le=1) = 0.15
     max_predictions_per_seq: Int(ge=1) = 20
     mask_token_prob: Num(ge=0, le=1) = 0.8
