@@ -19,6 +19,10 @@ rule claims:
         students=block("students"),
         seeds=SEEDS,
         teachers=claims_teachers(),
+        # With the claims block on the page: the config the compared models came from.
+        teacher=block("teacher"),
+        masking=block("masking"),
+        tasks={task: canonical(task_config(task)) for task in claims_block()["tasks"]},
     log:
         "results/logs/claims.log",
     threads: 1

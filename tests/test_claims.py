@@ -366,7 +366,8 @@ def full_tables() -> list[dict]:
 
 
 def test_markdown_lines(tmp_path: Path) -> None:
-    result = replay_claims(full_tables(), CHAR_ON, STUDENTS, [1, 2, 3], TEACHERS)
+    run = {"teacher": {"source": "scratch"}, "students": STUDENTS}
+    result = replay_claims(full_tables(), CHAR_ON, STUDENTS, [1, 2, 3], TEACHERS, run)
     verdicts = {claim["claim"]: claim["verdict"] for claim in result["claims"]}
     assert verdicts == {
         "cache": REPRODUCED,
@@ -412,6 +413,7 @@ def test_markdown_lines(tmp_path: Path) -> None:
     ]
     config = yaml.safe_load(text.split("```yaml\n")[1].split("```")[0])
     assert config["evaluation"] == {"seeds": [1, 2, 3]}
+    assert config["teacher"] == {"source": "scratch"} and config["students"] == STUDENTS
     assert config["claims"]["cache"] == {
         "cached": "first2",
         "online": "first2_online",

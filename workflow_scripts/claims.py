@@ -20,6 +20,12 @@ with job(snakemake.log[0], snakemake.threads):
         dict(snakemake.params.students),
         list(snakemake.params.seeds),
         teachers,
+        {
+            "teacher": dict(snakemake.params.teacher),
+            "masking": dict(snakemake.params.masking),
+            "students": dict(snakemake.params.students),
+            "tasks": dict(snakemake.params.tasks),
+        },
     )
     write_claims(
         result,

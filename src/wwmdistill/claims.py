@@ -362,17 +362,20 @@ def replay_claims(
     students: Students,
     seeds: Sequence[int],
     teachers: Mapping[str, Mapping[str, Any]] | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every claim replayed on the tasks' eval tables (the claims tasks, in order); JSON-able.
 
     `students` are the config's student blocks; `seeds` the config's evaluation.seeds;
-    `teachers` the teacher.json of each teacher, where the run has the character-masked one."""
+    `teachers` the teacher.json of each teacher, where the run has the character-masked one;
+    `run` the config blocks the compared models came from, kept with the result."""
     check_tables(tables, seeds)
     return {
         "tasks": [table["task"] for table in tables],
         "seeds": list(seeds),
         "confidence": settings.confidence,
         "config": settings.model_dump(mode="json"),
+        "run": dict(run or {}),
         "claims": [
             cache_claim(tables, settings, students),
             augmentation_claim(tables, settings, students),

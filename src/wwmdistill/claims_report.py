@@ -147,7 +147,11 @@ def render_claims(result: Mapping[str, Any]) -> str:
         "",
         "```yaml",
         yaml.safe_dump(
-            {"claims": result["config"], "evaluation": {"seeds": result["seeds"]}},
+            {
+                **result.get("run", {}),
+                "evaluation": {"seeds": result["seeds"]},
+                "claims": result["config"],
+            },
             sort_keys=False,
             allow_unicode=True,
             default_flow_style=None,
