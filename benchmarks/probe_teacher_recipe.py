@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval  # noqa: E402
 from wwmdistill.settings import TeacherSettings  # noqa: E402
-from wwmdistill.teacher import _scratch_model, train_mlm  # noqa: E402
+from wwmdistill.teacher import _max_seq_len, _scratch_model, train_mlm  # noqa: E402
 from wwmdistill.tokenizer import load_tokenizer  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     train, heldout = shards[:-1], shards[-1]
     tokenizer_dir = args.results / "tokenizer"
     pad_id = load_tokenizer(tokenizer_dir).pad_token_id
-    model = _scratch_model(settings.scratch, tokenizer_dir, 128, args.seed)
+    model = _scratch_model(settings.scratch, tokenizer_dir, _max_seq_len(shards), args.seed)
     if args.positions == "sinusoidal":
         table = model.bert.embeddings.position_embeddings.weight
         with torch.no_grad():
