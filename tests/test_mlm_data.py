@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from datasets.distributed import split_dataset_by_node
-from transformers.modeling_outputs import MaskedLMOutput
+from transformers.modeling_outputs import BaseModelOutput
 
 from wwmdistill.arrow_io import ArrowShardWriter, open_shard
 from wwmdistill.artifacts.logit_cache import StaleCacheError
@@ -168,17 +168,33 @@ def test_logits_of_another_shard_are_refused(tiny_masked, tiny_logits) -> None:
         masked_dataset(tiny_masked.masked_paths, tiny_logits[:1], seed=0)
 
 
-class IdentityLM(torch.nn.Module):
-    """Predicts the input token itself with logit `scale` (every other token 0)."""
-
-    def __init__(self, vocab_size: int, scale: float) -> None:
+class OneHotEncoder(torch.nn.Module):
+    def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.vocab_size = vocab_size
-        self.scale = torch.nn.Parameter(torch.tensor(scale))
 
     def forward(self, input_ids, attention_mask):
         one_hot = torch.nn.functional.one_hot(input_ids, self.vocab_size).float()
-        return MaskedLMOutput(logits=one_hot * self.scale)
+        return BaseModelOutput(last_hidden_state=one_hot)
+
+
+class IdentityLM(torch.nn.Module):
+    """Predicts the input token itself with logit `scale` (every other token 0), laid out as
+    a base model plus an MLM head, as mlm_eval expects."""
+
+    def __init__(self, vocab_size: int, scale: float) -> None:
+        super().__init__()
+        self.encoder = OneHotEncoder(vocab_size)
+        self.head = torch.nn.Sequential(torch.nn.Linear(vocab_size, vocab_size, bias=False))
+        with torch.no_grad():
+            self.head[0].weight.copy_(torch.eye(vocab_size) * scale)
+
+    @property
+    def base_model(self) -> torch.nn.Module:
+        return self.encoder
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.head[0]
 
 
 def test_mlm_eval_exact_on_a_model_with_known_output(tiny_masked) -> None:

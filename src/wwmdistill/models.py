@@ -168,8 +168,8 @@ def mlm_head(model: torch.nn.Module) -> torch.nn.Module:
     heads = [c for c in children if c is not base and any(m is out for m in c.modules())]
     if len(children) != 2 or len(heads) != 1:
         raise ModelMismatchError(
-            f"{type(model).__name__}: not a base-model-plus-MLM-head layout; "
-            "the logit cache cannot apply its head at the masked positions only"
+            f"{type(model).__name__}: not a base-model-plus-MLM-head layout; the held-out "
+            "eval and the logit cache apply the head at the masked positions only"
         )
     return heads[0]
 
