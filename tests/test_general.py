@@ -21,9 +21,12 @@ from samples import emptied, whole_checkpoints
 from transformers import AutoModelForMaskedLM, BertForMaskedLM
 
 from wwmdistill.artifacts.logit_cache import StaleCacheError
-from wwmdistill.distill.general import run_general_distillation
+from wwmdistill.artifacts.masked import open_masked
+from wwmdistill.distill.general import _recorded_teacher_heldout, run_general_distillation
 from wwmdistill.distill.student import StudentSettings
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
+from wwmdistill.models import model_fingerprint
+from wwmdistill.teacher import TEACHER_INFO
 from wwmdistill.teacher_logits import LogitsSettings, cache_logits
 from wwmdistill.tokenizer import TOKENIZER_FILES
 from wwmdistill.training import NoRowsError
@@ -134,6 +137,28 @@ def test_cached_run_writes_a_loadable_student(data: Data, tmp_path: Path) -> Non
     assert again == heldout["student"]
     assert heldout["teacher"]["tokens"] == heldout["student"]["tokens"] > 0
     assert 0.0 <= heldout["teacher"]["accuracy"] <= 1.0
+
+
+def test_the_teachers_recorded_heldout_is_reused_only_for_its_weights_and_shard(
+    data: Data, tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher"
+    shutil.copytree(data.teacher, teacher)
+    recorded = {"accuracy": 0.5, "perplexity": 2.0, "tokens": 7}
+    info = {
+        "fingerprint": model_fingerprint(teacher),
+        "heldout_fingerprint": open_masked(data.heldout).fingerprint,
+        "heldout": recorded,
+    }
+    (teacher / TEACHER_INFO).write_text(json.dumps(info))
+    reuse = _recorded_teacher_heldout
+    assert reuse(teacher, model_fingerprint(teacher), data.heldout) == recorded
+    # Another shard, or other weights, or nothing recorded: the student's job evaluates.
+    assert reuse(teacher, model_fingerprint(teacher), data.masked[0]) is None
+    assert reuse(teacher, "other weights", data.heldout) is None
+    (teacher / TEACHER_INFO).write_text(json.dumps(info | {"heldout": None}))
+    assert reuse(teacher, model_fingerprint(teacher), data.heldout) is None
+    assert reuse(data.teacher, model_fingerprint(data.teacher), data.heldout) is None
 
 
 def test_online_run_with_every_loss_and_projections_learns(data: Data, tmp_path: Path) -> None:

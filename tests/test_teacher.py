@@ -18,6 +18,7 @@ import torch
 from samples import emptied, whole_checkpoints
 from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 
+from wwmdistill.artifacts.masked import open_masked
 from wwmdistill.launch import run_training
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
 from wwmdistill.models import ModelMismatchError, check_vocab, load_masked_lm, model_fingerprint
@@ -92,6 +93,7 @@ def test_scratch_teacher_learns_and_is_saved_complete(tiny_masked, trained) -> N
     assert info["steps"] == STEPS and info["resumed_from"] is None
     assert info["train_shards"] == [str(tiny_masked.masked_paths[0])]
     assert info["heldout_shard"] == str(tiny_masked.masked_paths[1])
+    assert info["heldout_fingerprint"] == open_masked(tiny_masked.masked_paths[1]).fingerprint
     assert json.loads((out / "teacher.json").read_text()) == info
     assert info["fingerprint"] == model_fingerprint(out)
     assert (out / "vocab.txt").read_bytes() == (

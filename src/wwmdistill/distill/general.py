@@ -15,6 +15,7 @@ loads as it is.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -53,6 +54,7 @@ from wwmdistill.models import (
     model_fingerprint,
 )
 from wwmdistill.progress import heartbeat_callback
+from wwmdistill.teacher import TEACHER_INFO
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     FEWER_SHARDS,
@@ -311,6 +313,7 @@ def run_general_distillation(
         metrics["heldout"] = _heldout_eval(
             student,
             teacher,
+            _recorded_teacher_heldout(teacher_dir, teacher_fp, heldout_masked),
             tokenizer.pad_token_id,
             heldout_masked,
             training.batch_size,
@@ -383,21 +386,41 @@ def _train(
     return trainer.train(resume_from_checkpoint=resume).metrics
 
 
+def _recorded_teacher_heldout(
+    teacher_dir: Path, teacher_fp: str, heldout_masked: Path
+) -> dict[str, Any] | None:
+    """The teacher's metrics on this held-out shard as its teacher.json recorded them, when
+    both the weights and the shard are the ones it was evaluated with (else None)."""
+    path = teacher_dir / TEACHER_INFO
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if (
+        info.get("heldout")
+        and info.get("fingerprint") == teacher_fp
+        and info.get("heldout_fingerprint") == open_masked(heldout_masked).fingerprint
+    ):
+        return info["heldout"]
+    return None
+
+
 def _heldout_eval(
     student: PreTrainedModel,
     teacher: PreTrainedModel,
+    recorded: dict[str, Any] | None,
     pad_token_id: int,
     heldout_masked: Path,
     batch_size: int,
     device: Any,
 ) -> dict[str, Any]:
-    """Student and teacher MLM metrics on the held-out masked shard."""
+    """Student and teacher MLM metrics on the held-out masked shard; the teacher's are
+    `recorded` when its own stage already measured them there."""
     eval_collator = MaskedLMCollator(pad_token_id)
     heldout = [heldout_masked]
     return {
         "path": str(heldout_masked),
         "student": mlm_eval(student, heldout, eval_collator, batch_size),
-        "teacher": mlm_eval(teacher.to(device), heldout, eval_collator, batch_size),
+        "teacher": recorded or mlm_eval(teacher.to(device), heldout, eval_collator, batch_size),
     }
 
 
