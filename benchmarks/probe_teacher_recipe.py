@@ -48,7 +48,6 @@ def main() -> None:
     parser.add_argument("--training", default="{}", help="JSON over the teacher's training block")
     parser.add_argument("--positions", choices=["learned", "sinusoidal"], default="learned")
     parser.add_argument("--position-std", type=float, default=0.02)
-    parser.add_argument("--compile", action="store_true", help="teacher.torch_compile")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
@@ -70,15 +69,7 @@ def main() -> None:
     steps = settings.training.max_steps
     # The out dir is the probe's own: resuming there needs no fingerprint of the recipe.
     model, info = train_mlm(
-        model,
-        train,
-        pad_id,
-        settings.training,
-        steps,
-        args.out / "ckpt",
-        "probe",
-        args.seed,
-        compile_encoder=args.compile or settings.torch_compile,
+        model, train, pad_id, settings.training, steps, args.out / "ckpt", "probe", args.seed
     )
     metrics = mlm_eval(model, [heldout], MaskedLMCollator(pad_id), 32)
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "train": info, "heldout": metrics}

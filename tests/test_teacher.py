@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -361,30 +360,3 @@ def test_a_scratch_model_takes_its_dropout_from_the_settings(tmp_path: Path) -> 
         ModelSize(layers=1, hidden=16, heads=2, intermediate=32), tokenizer, 32, 0
     )
     assert default.config.hidden_dropout_prob == 0.1
-
-
-@pytest.mark.skipif(
-    shutil.which("c++") is None and shutil.which("g++") is None,
-    reason="inductor compiles C++ kernels on a CPU",
-)
-def test_a_compiled_encoder_trains_the_teacher_eager_training_would(tiny_masked, tmp_path) -> None:
-    def build(name: str, compiled: bool) -> tuple[dict, Path]:
-        block = _block(max_steps=8, save_steps=8, logging_steps=4)
-        block["scratch"] = TINY | {"dropout": 0.0}  # no random masks: the runs can agree
-        settings = TeacherSettings.from_config(block | {"torch_compile": compiled})
-        out, checkpoints = tmp_path / name, tmp_path / f"{name}-checkpoints"
-        shards = _shards(tiny_masked)
-        info = build_teacher(settings, *shards, tiny_masked.tokenizer_dir, out, checkpoints, 0)
-        return info, out
-
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    compiled, compiled_dir = build("compiled", True)
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
-    eager, eager_dir = build("eager", False)
-    # The same training up to the fused kernels' rounding, saved as plain weights.
-    assert compiled["final_train_loss"] == pytest.approx(eager["final_train_loss"], rel=1e-3)
-    assert compiled["heldout"]["accuracy"] == pytest.approx(eager["heldout"]["accuracy"], abs=0.01)
-    assert compiled["settings"]["torch_compile"] and not eager["settings"]["torch_compile"]
-    keys = load_masked_lm(compiled_dir).state_dict().keys()
-    assert keys == load_masked_lm(eager_dir).state_dict().keys()

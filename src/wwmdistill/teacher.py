@@ -93,21 +93,16 @@ def _masked_head_trainer():
     """A Trainer whose MLM loss runs the head at the masked positions only.
 
     The stock loss computes vocabulary logits at every position, about a third of a small
-    teacher's step on CPU, only to ignore all but the ~15% that are masked. `encoder` is what
-    runs the base model: the model's own, or a torch.compile of it (the saved weights are the
-    model's either way).
+    teacher's step on CPU, only to ignore all but the ~15% that are masked.
     """
     from transformers import Trainer
 
     class MaskedHeadTrainer(Trainer):
-        encoder: Any = None
-
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             rows, cols = inputs["mask_index"].unbind(1)
             text = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
             if self.accelerator.unwrap_model(model) is model:
-                encoder = model.base_model if self.encoder is None else self.encoder
-                hidden = encoder(**text).last_hidden_state[rows, cols]
+                hidden = model.base_model(**text).last_hidden_state[rows, cols]
                 logits = mlm_head(model)(hidden).float()
             else:
                 # DDP syncs gradients only through its own forward: the full head runs there.
@@ -148,11 +143,8 @@ def train_mlm(
     checkpoint_dir: Path,
     run_fp: str,
     seed: int,
-    compile_encoder: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
-    """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info.
-    `compile_encoder`: run the base model through torch.compile (the head stays eager: it sees
-    a different number of masked positions every step)."""
+    """WWM MLM training with the Trainer, resuming from checkpoint_dir; the model and its info."""
     # Every parameter takes part in the MLM loss: DDP need not look for unused ones.
     args = training_arguments(
         training, checkpoint_dir, seed, max_steps=max_steps, ddp_find_unused_parameters=False
@@ -169,8 +161,6 @@ def train_mlm(
         train_dataset=masked_dataset(train_paths, seed=seed, repeat=True),
         callbacks=[heartbeat_callback()],
     )
-    if compile_encoder:
-        trainer.encoder = torch.compile(model.base_model)
     trainer.train(resume_from_checkpoint=resume)
     return model, _train_info(trainer.state, resume)
 
@@ -240,7 +230,6 @@ def build_teacher(
                 checkpoint_dir,
                 run_fp,
                 seed,
-                settings.torch_compile,
             )
     if int(os.environ.get("RANK", "0")) != 0:
         return train_info  # under torchrun the first rank evaluates and writes the teacher

@@ -385,11 +385,6 @@ class TeacherSettings(Block):
     )
     scratch: ModelSize = ModelSize()
     training: TrainingSettings = TrainingSettings(max_steps=1500, learning_rate=5.0e-4)
-    torch_compile: bool = Field(
-        False,
-        description="run the encoder of the teacher's MLM pretraining through torch.compile "
-        "(inductor; on a CPU it needs a C++ compiler): a bf16 CPU step 1.2x cheaper",
-    )
 
 
 class LogitsSettings(Block):
