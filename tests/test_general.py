@@ -159,6 +159,8 @@ def test_the_teachers_recorded_heldout_is_reused_only_for_its_weights_and_shard(
     (teacher / TEACHER_INFO).write_text(json.dumps(info | {"heldout": None}))
     assert reuse(teacher, model_fingerprint(teacher), data.heldout) is None
     assert reuse(data.teacher, model_fingerprint(data.teacher), data.heldout) is None
+    (teacher / TEACHER_INFO).write_text('{"heldout": ')  # a damaged record is not a result
+    assert reuse(teacher, model_fingerprint(teacher), data.heldout) is None
 
 
 def test_online_run_with_every_loss_and_projections_learns(data: Data, tmp_path: Path) -> None:

@@ -394,9 +394,14 @@ def _recorded_teacher_heldout(
     path = teacher_dir / TEACHER_INFO
     if not path.is_file():
         return None
-    info = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        log.warning("%s:%d: not JSON (%s); evaluating the teacher again", path, err.lineno, err.msg)
+        return None
     if (
-        info.get("heldout")
+        isinstance(info, dict)
+        and info.get("heldout")
         and info.get("fingerprint") == teacher_fp
         and info.get("heldout_fingerprint") == open_masked(heldout_masked).fingerprint
     ):
