@@ -26,7 +26,6 @@ from wwmdistill.distill.general import _recorded_teacher_heldout, run_general_di
 from wwmdistill.distill.student import StudentSettings
 from wwmdistill.mlm_data import MaskedLMCollator, mlm_eval
 from wwmdistill.models import model_fingerprint
-from wwmdistill.teacher import TEACHER_INFO
 from wwmdistill.teacher_logits import LogitsSettings, cache_logits
 from wwmdistill.tokenizer import TOKENIZER_FILES
 from wwmdistill.training import NoRowsError
@@ -150,16 +149,16 @@ def test_the_teachers_recorded_heldout_is_reused_only_for_its_weights_and_shard(
         "heldout_fingerprint": open_masked(data.heldout).fingerprint,
         "heldout": recorded,
     }
-    (teacher / TEACHER_INFO).write_text(json.dumps(info))
+    (teacher / "teacher.json").write_text(json.dumps(info))
     reuse = _recorded_teacher_heldout
     assert reuse(teacher, model_fingerprint(teacher), data.heldout) == recorded
     # Another shard, or other weights, or nothing recorded: the student's job evaluates.
     assert reuse(teacher, model_fingerprint(teacher), data.masked[0]) is None
     assert reuse(teacher, "other weights", data.heldout) is None
-    (teacher / TEACHER_INFO).write_text(json.dumps(info | {"heldout": None}))
+    (teacher / "teacher.json").write_text(json.dumps(info | {"heldout": None}))
     assert reuse(teacher, model_fingerprint(teacher), data.heldout) is None
     assert reuse(data.teacher, model_fingerprint(data.teacher), data.heldout) is None
-    (teacher / TEACHER_INFO).write_text('{"heldout": ')  # a damaged record is not a result
+    (teacher / "teacher.json").write_text('{"heldout": ')  # a damaged record is not a result
     assert reuse(teacher, model_fingerprint(teacher), data.heldout) is None
 
 

@@ -44,9 +44,6 @@ from wwmdistill.training import (
 
 log = logging.getLogger(__name__)
 
-# What the teacher stage records beside the weights: settings, steps and held-out metrics.
-TEACHER_INFO = "teacher.json"
-
 # What a pretrained teacher needs from the hub: weights, config and its tokenizer files.
 MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES)
 
@@ -262,7 +259,7 @@ def build_teacher(
             "heldout_fingerprint": open_masked(heldout[0]).fingerprint if heldout else None,
             "heldout": heldout_metrics,
         }
-        write_json(tmp / TEACHER_INFO, info)
+        write_json(tmp / "teacher.json", info)
     log.info(
         "teacher %s: %d parameters, %d steps, held-out %s",
         settings.source,

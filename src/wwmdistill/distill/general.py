@@ -54,7 +54,6 @@ from wwmdistill.models import (
     model_fingerprint,
 )
 from wwmdistill.progress import heartbeat_callback
-from wwmdistill.teacher import TEACHER_INFO
 from wwmdistill.tokenizer import copy_tokenizer_files, load_tokenizer
 from wwmdistill.training import (
     FEWER_SHARDS,
@@ -391,7 +390,7 @@ def _recorded_teacher_heldout(
 ) -> dict[str, Any] | None:
     """The teacher's metrics on this held-out shard as its teacher.json recorded them, when
     both the weights and the shard are the ones it was evaluated with (else None)."""
-    path = teacher_dir / TEACHER_INFO
+    path = teacher_dir / "teacher.json"
     if not path.is_file():
         return None
     try:
