@@ -250,6 +250,25 @@ def test_small_fast_needs_size_score_and_speed() -> None:
     assert result["verdict"] == NOT_REPRODUCED
 
 
+def test_two_rows_answering_one_class_are_no_evidence() -> None:
+    # AFQMC at CPU size: teacher and students all answer the majority class (70.40 on every
+    # seed), so every difference is 0. Non-inferiority would read "reproduced"; it is not.
+    tables = [pair(task, "first2", "first2_online", (0.0, 0.0, 0.0)) for task in TASKS]
+    for name in ("first2", "first2_online"):
+        tables[0]["rows"][-1 if name == "first2_online" else 1]["predicted_classes"] = {
+            "1": 1,
+            "2": 1,
+            "3": 1,
+        }
+    result = cache_claim(tables, ClaimsSettings(), STUDENTS)
+    afqmc, chnsenticorp = result["tasks"][0], result["tasks"][1]
+    assert afqmc["comparisons"][0]["reason"] == "both predict one class on every seed: no evidence"
+    assert afqmc["verdict"] == INCONCLUSIVE and chnsenticorp["verdict"] == REPRODUCED
+    # One side telling classes apart on one seed is a real comparison again.
+    tables[0]["rows"][1]["predicted_classes"]["2"] = 2
+    assert cache_claim(tables, ClaimsSettings(), STUDENTS)["tasks"][0]["verdict"] == REPRODUCED
+
+
 def test_claims_without_their_students_are_not_replayed() -> None:
     tables = [pair(task, "first2", "random2", UP) for task in TASKS]
     result = replay_claims(tables, ClaimsSettings(), {"first2": STUDENTS["first2"]}, [1, 2, 3])

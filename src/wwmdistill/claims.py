@@ -9,7 +9,9 @@ of their mean at `confidence` c over the n seeds (wwmdistill.claims_stats, scipy
 Verdict of a comparison against a margin m (superiority: m = 0; non-inferiority: m = margin):
 - reproduced when the interval's lower bound > -m;
 - not reproduced when its upper bound < -m;
-- inconclusive otherwise (the interval holds -m), and with one seed ("one seed: no interval").
+- inconclusive otherwise (the interval holds -m), with one seed ("one seed: no interval"), and
+  when both rows predict a single class on every seed: two models that answer the majority class
+  tie on every seed, and the tie says nothing about the claim.
 A threshold (a parameter ratio, a throughput ratio) decides by its value alone; a ratio taken
 from an unsteady timing (listed in the row's relative.unsteady) or a missing one is inconclusive.
 
@@ -75,6 +77,12 @@ def side(table: Table, name: str, scale: float = 1.0) -> dict[str, Any]:
     }
 
 
+def one_class_throughout(table: Table, name: str) -> bool:
+    """Whether a row predicted a single class on dev with every seed (never for span QA)."""
+    classes = (find_row(table, name) or {}).get("predicted_classes") or {}
+    return bool(classes) and all(count == 1 for count in classes.values())
+
+
 def compare(
     table: Table,
     left: str,
@@ -96,6 +104,8 @@ def compare(
     }
     interval = paired_interval(list(differences.values()), confidence) | {"confidence": confidence}
     verdict, reason = decide(interval, margin)
+    if one_class_throughout(table, left) and one_class_throughout(table, right):
+        verdict, reason = INCONCLUSIVE, "both predict one class on every seed: no evidence"
     return {
         "task": table["task"],
         "metric": table["metric"],

@@ -128,8 +128,9 @@ def render_claims(result: Mapping[str, Any]) -> str:
         "paired t interval of the mean difference decides: superiority is reproduced when its "
         "lower bound > 0 and not reproduced when its upper bound < 0; non-inferiority within a "
         "margin m when the lower bound > -m, not when the upper bound < -m; inconclusive "
-        "otherwise, and with one seed. Thresholds decide by their value (an unsteady timing: "
-        "inconclusive). A claim is not replayed when the run lacks what it needs.",
+        "otherwise, with one seed, and when both rows predict one class on every seed. "
+        "Thresholds decide by their value (an unsteady timing: inconclusive). A claim is not "
+        "replayed when the run lacks what it needs.",
         "",
         markdown_table([*HEADER, f"difference [{confidence} CI]", "verdict"], verdicts, left=4),
         "",
