@@ -228,6 +228,16 @@ def small_fast_table(task: str, differences: Sequence[float], **relative) -> dic
     return table(task, row("narrow", scores, 4_000_000, **({"throughput": 5.0} | relative)))
 
 
+def with_timings(table: dict, **quartiles: tuple[float, float, float]) -> None:
+    """Give rows PyTorch batch-16 timings (q1, median, q3 ms) at the table's length, 64."""
+    table["seq_len"] = 64
+    for item in table["rows"]:
+        if item["model"] in quartiles:
+            q1, median, q3 = quartiles[item["model"]]
+            stats = {"q1_ms": q1, "median_ms": median, "q3_ms": q3, "unsteady": True}
+            item["speed"] = {"model": {"pytorch": {"64": {"16": stats}}}}
+
+
 def test_small_fast_needs_size_score_and_speed() -> None:
     settings = ClaimsSettings()
     tables = [small_fast_table(task, UP) for task in TASKS]
@@ -244,6 +254,21 @@ def test_small_fast_needs_size_score_and_speed() -> None:
     result = small_fast_claim(tables, settings, STUDENTS)
     assert result["tasks"][1]["checks"][1]["reason"] == "5 from an unsteady timing"
     assert result["verdict"] == INCONCLUSIVE
+    # With the timings, an unsteady ratio decides by its range over their quartiles: TNEWS's in
+    # the claims run, teacher 76.0 / 79.0 / 106.8 ms and narrow 10.6 / 11.2 / 15.9 ms (q1 /
+    # median / q3), is 4.78 to 10.1, all of it >= 4.
+    with_timings(tables[1], teacher=(76.0, 79.0, 106.8), narrow=(10.6, 11.2, 15.9))
+    check = small_fast_claim(tables, settings, STUDENTS)["tasks"][1]["checks"][1]
+    assert check["reason"] == ("5 from an unsteady timing, 4.78 to 10.1 over its quartiles >= 4")
+    assert check["verdict"] == REPRODUCED
+    with_timings(tables[1], teacher=(50.0, 79.0, 106.8), narrow=(10.6, 11.2, 15.9))
+    check = small_fast_claim(tables, settings, STUDENTS)["tasks"][1]["checks"][1]
+    assert check["reason"].endswith("3.14 to 10.1 over its quartiles: the range holds 4")
+    assert check["verdict"] == INCONCLUSIVE
+    with_timings(tables[1], teacher=(30.0, 32.0, 40.0), narrow=(10.6, 11.2, 15.9))
+    check = small_fast_claim(tables, settings, STUDENTS)["tasks"][1]["checks"][1]
+    assert check["reason"].endswith("1.89 to 3.77 over its quartiles < 4")
+    assert check["verdict"] == NOT_REPRODUCED
     tables[2] = small_fast_table("tnews", UP, throughput=3.0)
     result = small_fast_claim(tables, settings, STUDENTS)
     assert result["tasks"][2]["checks"][1]["reason"] == "3 < 4"

@@ -129,7 +129,8 @@ def render_claims(result: Mapping[str, Any]) -> str:
         "lower bound > 0 and not reproduced when its upper bound < 0; non-inferiority within a "
         "margin m when the lower bound > -m, not when the upper bound < -m; inconclusive "
         "otherwise, with one seed, and when both rows predict one class on every seed. "
-        "Thresholds decide by their value (an unsteady timing: inconclusive). A claim is not "
+        "Thresholds decide by their value (an unsteady timing: by its range over the timings' "
+        "quartiles, inconclusive when the range holds the bound). A claim is not "
         "replayed when the run lacks what it needs.",
         "",
         markdown_table([*HEADER, f"difference [{confidence} CI]", "verdict"], verdicts, left=4),

@@ -64,14 +64,31 @@ def at_least(verdicts: Sequence[str], count: int) -> str:
 
 
 def threshold(
-    name: str, value: float | None, bound: float, *, at_most: bool, unsteady: bool
+    name: str,
+    value: float | None,
+    bound: float,
+    *,
+    at_most: bool,
+    unsteady: bool,
+    quartile_range: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """A check of a ratio against its bound (<= bound when at_most, else >=)."""
+    """A check of a ratio against its bound (<= bound when at_most, else >=). A ratio from an
+    unsteady timing decides by `quartile_range` (the ratio at the two sides' opposite quartiles,
+    low to high) where given: it holds or fails only when the whole range does."""
     sign = "<=" if at_most else ">="
     if value is None:
         verdict, reason = INCONCLUSIVE, "not measured"
-    elif unsteady:
+    elif unsteady and quartile_range is None:
         verdict, reason = INCONCLUSIVE, f"{value:.3g} from an unsteady timing"
+    elif unsteady:
+        low, high = quartile_range
+        spread = f"{value:.3g} from an unsteady timing, {low:.3g} to {high:.3g} over its quartiles"
+        if (high <= bound) if at_most else (low >= bound):
+            verdict, reason = REPRODUCED, f"{spread} {sign} {bound:g}"
+        elif (low > bound) if at_most else (high < bound):
+            verdict, reason = NOT_REPRODUCED, f"{spread} {'>' if at_most else '<'} {bound:g}"
+        else:
+            verdict, reason = INCONCLUSIVE, f"{spread}: the range holds {bound:g}"
     else:
         holds = value <= bound if at_most else value >= bound
         verdict = REPRODUCED if holds else NOT_REPRODUCED
