@@ -259,7 +259,7 @@ def test_small_fast_needs_size_score_and_speed() -> None:
     # median / q3), is 4.78 to 10.1, all of it >= 4.
     with_timings(tables[1], teacher=(76.0, 79.0, 106.8), narrow=(10.6, 11.2, 15.9))
     check = small_fast_claim(tables, settings, STUDENTS)["tasks"][1]["checks"][1]
-    assert check["reason"] == ("5 from an unsteady timing, 4.78 to 10.1 over its quartiles >= 4")
+    assert check["reason"] == "5 from an unsteady timing, 4.78 to 10.1 over its quartiles >= 4"
     assert check["verdict"] == REPRODUCED
     with_timings(tables[1], teacher=(50.0, 79.0, 106.8), narrow=(10.6, 11.2, 15.9))
     check = small_fast_claim(tables, settings, STUDENTS)["tasks"][1]["checks"][1]
@@ -279,12 +279,8 @@ def test_two_rows_answering_one_class_are_no_evidence() -> None:
     # AFQMC at CPU size: teacher and students all answer the majority class (70.40 on every
     # seed), so every difference is 0. Non-inferiority would read "reproduced"; it is not.
     tables = [pair(task, "first2", "first2_online", (0.0, 0.0, 0.0)) for task in TASKS]
-    for name in ("first2", "first2_online"):
-        tables[0]["rows"][-1 if name == "first2_online" else 1]["predicted_classes"] = {
-            "1": 1,
-            "2": 1,
-            "3": 1,
-        }
+    for student in tables[0]["rows"][1:]:  # first2 and first2_online
+        student["predicted_classes"] = {"1": 1, "2": 1, "3": 1}
     result = cache_claim(tables, ClaimsSettings(), STUDENTS)
     afqmc, chnsenticorp = result["tasks"][0], result["tasks"][1]
     assert afqmc["comparisons"][0]["reason"] == "both predict one class on every seed: no evidence"
