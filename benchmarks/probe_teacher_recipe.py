@@ -6,7 +6,9 @@ on a finished run's masked shards, all but the last, exactly as the `teacher` ru
 recipes run side by side on one thread each, so the loss curves (the checkpoints'
 `trainer_state.json`) and accuracies compare; the wall time does not (a rule gets 2 threads).
 `--positions sinusoidal` starts BERT's learned position table from the Transformer's sinusoids
-rescaled to `--position-std`: the model stays a plain BertForMaskedLM.
+rescaled to `--position-std`: the model stays a plain BertForMaskedLM. `--scratch` JSON changes
+the shape; `--train-results` trains on another run's masked shards (say, masked at another rate)
+while the held-out shard stays `--results`'s, so every probe is scored on the same masks.
 
     .venv/bin/python benchmarks/probe_teacher_recipe.py --results /path/to/run/results \\
       --config configs/cpu_quality.yaml --training '{"learning_rate": 4e-4}' --out /tmp/probe-lr
@@ -46,6 +48,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True, help="a run's results/ folder")
     parser.add_argument("--config", type=Path, default=Path("configs/cpu_quality.yaml"))
     parser.add_argument("--training", default="{}", help="JSON over the teacher's training block")
+    parser.add_argument("--scratch", default="{}", help="JSON over the teacher's scratch block")
+    parser.add_argument(
+        "--train-results", type=Path, help="a run's results/ to train on (default: --results)"
+    )
     parser.add_argument("--positions", choices=["learned", "sinusoidal"], default="learned")
     parser.add_argument("--position-std", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=1)
@@ -56,9 +62,11 @@ def main() -> None:
 
     block = yaml.safe_load(args.config.read_text())["teacher"]
     block["training"] = block.get("training", {}) | json.loads(args.training)
+    block["scratch"] = block.get("scratch", {}) | json.loads(args.scratch)
     settings = TeacherSettings.from_config(block)
     shards = sorted((args.results / "masked").glob("*.arrow"))
-    train, heldout = shards[:-1], shards[-1]
+    heldout = shards[-1]
+    train = sorted(((args.train_results or args.results) / "masked").glob("*.arrow"))[:-1]
     tokenizer_dir = args.results / "tokenizer"
     pad_id = load_tokenizer(tokenizer_dir).pad_token_id
     model = _scratch_model(settings.scratch, tokenizer_dir, _max_seq_len(shards), args.seed)

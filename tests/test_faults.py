@@ -8,10 +8,9 @@ must equal the reference's byte for byte, and every training job must have resum
 newest checkpoint it had written. The damaged-artifact tests work on copies of the reference.
 
 Byte for byte holds because, on one machine and given their inputs, the stages are
-deterministic, with two exceptions the suite steps around: WordPiece training orders tokens of
-equal frequency by Rust's randomised hashing (the chain reads the reference's tokenizer), and
-the LTP perceptron's model file differs from one training to the next (both runs segment with
-jieba). The augmentation shards record their timings, so they differ in metadata only.
+deterministic, the WordPiece vocab included, with one exception the suite steps around: the LTP
+perceptron's model file differs from one training to the next (both runs segment with jieba).
+The augmentation shards record their timings, so they differ in metadata only.
 """
 
 from __future__ import annotations
@@ -70,11 +69,8 @@ def faults_config(data_root: Path) -> dict:
     return config
 
 
-def prepare(workdir: Path, tokenizer: Path | None = None) -> Path:
-    config = faults_config(workdir / "data")
-    if tokenizer is not None:
-        config["tokenizer"] = {"source": str(tokenizer)}
-    prepare_workdir(workdir, config)
+def prepare(workdir: Path) -> Path:
+    prepare_workdir(workdir, faults_config(workdir / "data"))
     corpus = workdir / "data" / "pd.txt"
     lines = corpus.read_text(encoding="utf-8").splitlines()[:CORPUS_LINES]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -286,11 +282,7 @@ class Chain:
 
 @pytest.fixture(scope="module")
 def chain(reference: Path, tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    # WordPiece training orders tokens of equal frequency as Rust's randomised hashing falls, so
-    # two trainings give different ids. The chain reads the reference's tokenizer as a local one:
-    # everything after it is then comparable byte for byte.
-    tokenizer = reference / "results" / "tokenizer"
-    workdir = prepare(tmp_path_factory.mktemp("interrupted"), tokenizer)
+    workdir = prepare(tmp_path_factory.mktemp("interrupted"))
     outcomes, locked, unlock = {}, "", ""
     logs = {fault.log: "" for fault in TRAINING}
 
@@ -356,12 +348,14 @@ def test_killed_training_resumes_from_its_newest_checkpoint(
         assert record["steps"] == json.loads((reference / fault.record).read_text())["steps"]
 
 
-# What each faulted stage made, compared byte for byte. Given the same tokenizer every stage is
-# deterministic on one machine: the corpus, jieba and the (seeded) masks; the Trainer restores
+# What each faulted stage made, compared byte for byte. Every stage is deterministic on one
+# machine: the corpus, jieba, the WordPiece vocab and the (seeded) masks; the Trainer restores
 # the data order and the RNG states from a checkpoint, so resumed training ends on the very
 # weights of one that ran through (on CPU; GPU kernels need not be deterministic).
 SAME = {
     "corpus": ["results/corpus/*.arrow", "results/corpus/stats.json"],
+    # Not faulted, trained once per run: the same vocab both times.
+    "tokenizer": ["results/tokenizer/*"],
     "segment": ["results/segmented/*.arrow"],
     "mask": ["results/masked/*.arrow"],
     "teacher": ["results/teacher/model/model.safetensors", "results/teacher/model/config.json"],
@@ -512,7 +506,7 @@ def tmpfs(at: Path, size: int):
 def test_a_full_disk_fails_naming_the_file_and_a_rerun_completes(
     reference: Path, tmp_path: Path
 ) -> None:
-    workdir = prepare(tmp_path / "full", reference / "results" / "tokenizer")
+    workdir = prepare(tmp_path / "full")
     results = workdir / "results"
     masks = ("results/masked/00000.arrow", "results/masked/00001.arrow")
     # A disk half a mask short of what the front half leaves on it: some job runs out of room.

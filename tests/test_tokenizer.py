@@ -160,3 +160,14 @@ def test_replacement_ids_exclude_special_tokens(trained: Path) -> None:
     ids = random_replacement_ids(tok)
     assert set(ids).isdisjoint(tok.all_special_ids)
     assert len(ids) == len(tok) - len(SPECIAL_TOKENS)
+
+
+def test_training_twice_gives_the_same_vocab(
+    corpus: tuple[list[Path], list[str]], trained: Path, tmp_path: Path
+) -> None:
+    # The trainer names its '##' pieces in hash-map order (huggingface/tokenizers#1794), and
+    # merge ties follow those ids: unpinned, a rerun of this stage made another vocab.
+    for attempt in range(3):
+        again = tmp_path / f"again{attempt}"
+        train_wordpiece(corpus[0], again, TokenizerSettings(vocab_size=8000))
+        assert (again / "vocab.txt").read_text() == (trained / "vocab.txt").read_text()

@@ -48,6 +48,32 @@ def _corpus_texts(corpus_shards: list[Path]) -> Iterator[str]:
             yield from (t for t in batch.column(0).to_pylist() if t)
 
 
+def _pinned_pieces(trainer_tok, shards: list[Path], settings: TokenizerSettings) -> list[str]:
+    """The '##' piece of every character that follows another inside a word, in code order.
+
+    The trainer gives these pieces ids in hash-map order, and merge ties are broken by id, so
+    the same corpus made another vocab on every run (huggingface/tokenizers#1794). Passed as
+    special tokens they take fixed ids up front; they are in the vocab either way. Pinning
+    holds only while the whole alphabet is kept: past `limit_alphabet` a pruned character's
+    piece would take a slot of its own.
+    """
+    seen: set[str] = set()
+    following: set[str] = set()
+    for text in _corpus_texts(shards):
+        normalized = trainer_tok.normalizer.normalize_str(text)
+        for word, _ in trainer_tok.pre_tokenizer.pre_tokenize_str(normalized):
+            seen.update(word)
+            following.update(word[1:])
+    if len(seen) > settings.limit_alphabet:
+        log.warning(
+            "tokenizer: %d characters exceed limit_alphabet %d; the vocab may differ between runs",
+            len(seen),
+            settings.limit_alphabet,
+        )
+        return []
+    return [f"##{c}" for c in sorted(following)]
+
+
 def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: TokenizerSettings) -> None:
     """Train a BERT WordPiece vocab on corpus shards and save it as a fast BERT tokenizer dir.
 
@@ -64,12 +90,13 @@ def train_wordpiece(corpus_shards: list[Path], out_dir: Path, settings: Tokenize
         strip_accents=None,
         lowercase=settings.lowercase,
     )
+    shards = [Path(p) for p in corpus_shards]
     trainer_tok.train_from_iterator(
-        _corpus_texts([Path(p) for p in corpus_shards]),
+        _corpus_texts(shards),
         vocab_size=settings.vocab_size,
         min_frequency=settings.min_frequency,
         limit_alphabet=settings.limit_alphabet,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[*SPECIAL_TOKENS, *_pinned_pieces(trainer_tok, shards, settings)],
         wordpieces_prefix="##",
         show_progress=False,
     )
