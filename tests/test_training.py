@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from wwmdistill import training
 from wwmdistill.finetune import FinetuneSettings
 from wwmdistill.training import (
     TrainingSettings,
@@ -56,8 +57,11 @@ def test_the_rank_count_is_in_the_fingerprint(monkeypatch) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's precision rules")
-def test_cpu_precision_is_fp32_unless_bf16_is_asked_for_by_name(tmp_path: Path) -> None:
+def test_cpu_precision_is_fp32_unless_bf16_is_asked_for_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     fp32 = {"bf16": False, "fp16": False}
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
     assert mixed_precision("auto") == fp32
     assert mixed_precision("fp32") == fp32
     assert mixed_precision("fp16") == fp32  # no fp16 autocast worth having on a CPU
@@ -65,6 +69,11 @@ def test_cpu_precision_is_fp32_unless_bf16_is_asked_for_by_name(tmp_path: Path) 
     settings = TrainingSettings.from_config({"max_steps": 2, "precision": "bf16"})
     arguments = training_arguments(settings, tmp_path / "checkpoints", seed=1)
     assert arguments.bf16 and arguments.use_cpu
+    # Without bf16 instructions autocast is emulated, far slower than fp32: fp32, said so.
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    assert mixed_precision("bf16") == fp32
+    assert "no bf16 instructions" in caplog.text
+    assert not training_arguments(settings, tmp_path / "checkpoints", seed=1).bf16
 
 
 def test_a_checkpoint_killed_while_its_state_was_written_is_never_resumed(tmp_path: Path) -> None:

@@ -99,12 +99,14 @@ def cpu_has_bf16() -> bool:
 
 def mixed_precision(precision: str) -> dict[str, bool]:
     """TrainingArguments flags for `precision`: fp16 only ever on a GPU; bf16 on a CPU only when
-    asked for by name ("auto" stays fp32 there), which the Trainer takes with use_cpu."""
+    asked for by name ("auto" stays fp32 there) and the CPU has bf16 instructions, which the
+    Trainer takes with use_cpu."""
     if not torch.cuda.is_available():
         if precision == "bf16":
-            if not cpu_has_bf16():
-                log.warning("bf16 on a CPU without bf16 instructions: emulated, likely slower")
-            return {"bf16": True, "fp16": False, "use_cpu": True}
+            if cpu_has_bf16():
+                return {"bf16": True, "fp16": False, "use_cpu": True}
+            # Emulated, a fine-tuning step took 20x an fp32 one (benchmarks/RESULTS.md).
+            log.warning("precision bf16 asked for, but this CPU has no bf16 instructions: fp32")
         if precision == "fp16":
             log.warning("precision fp16 asked for, but there is no GPU: training in fp32")
         return {"bf16": False, "fp16": False}

@@ -147,7 +147,8 @@ class TrainingSettings(Block):
     precision: Precision = Field(
         "auto",
         description="auto = bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU; bf16 also "
-        "runs on a CPU (autocast), fast where it has bf16 instructions (avx512_bf16, amx_bf16)",
+        "runs on a CPU (autocast) that has bf16 instructions (avx512_bf16, amx_bf16), fp32 on "
+        "one without (emulated, it is far slower)",
     )
     gpus: Int(ge=0) = Field(
         0,
