@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerBase
 
@@ -20,6 +21,9 @@ from wwmdistill.artifacts.corpus import open_corpus
 from wwmdistill.hub import hub_snapshot
 from wwmdistill.progress import tqdm
 from wwmdistill.settings import TokenizerSettings
+
+if TYPE_CHECKING:
+    from tokenizers import BertWordPieceTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,9 @@ def _corpus_texts(corpus_shards: list[Path]) -> Iterator[str]:
             yield from (t for t in batch.column(0).to_pylist() if t)
 
 
-def _pinned_pieces(trainer_tok, shards: list[Path], settings: TokenizerSettings) -> list[str]:
+def _pinned_pieces(
+    trainer_tok: BertWordPieceTokenizer, shards: list[Path], settings: TokenizerSettings
+) -> list[str]:
     """The '##' piece of every character that follows another inside a word, in code order.
 
     The trainer gives these pieces ids in hash-map order, and merge ties are broken by id, so

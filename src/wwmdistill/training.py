@@ -105,7 +105,7 @@ def mixed_precision(precision: str) -> dict[str, bool]:
         if precision == "bf16":
             if cpu_has_bf16():
                 return {"bf16": True, "fp16": False, "use_cpu": True}
-            # Emulated, a fine-tuning step took 20x an fp32 one (benchmarks/RESULTS.md).
+            # Emulated, a fine-tuning step took 21x an fp32 one (benchmarks/RESULTS.md).
             log.warning("precision bf16 asked for, but this CPU has no bf16 instructions: fp32")
         if precision == "fp16":
             log.warning("precision fp16 asked for, but there is no GPU: training in fp32")
